@@ -1,0 +1,242 @@
+// Package app assembles git-sync from its parts: it turns the parsed
+// configuration into a logger, metrics, HTTP endpoint, credentials, the
+// opened root, hooks and the sync loop, runs them, and maps the outcome to an
+// exit status (SPEC section 8). It is the only place that decides exit
+// codes.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"gitsync/internal/auth"
+	"gitsync/internal/config"
+	"gitsync/internal/hook"
+	"gitsync/internal/metrics"
+	"gitsync/internal/repo"
+	"gitsync/internal/server"
+	"gitsync/internal/syncloop"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+)
+
+// Main runs git-sync with argv and environment and returns the exit status.
+func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(argv) > 1 && argv[1] == auth.HelperArg {
+		return auth.HelperMain(argv[2:], env, stdin, stdout, stderr)
+	}
+	if os.Getpid() == 1 && !isReaperChild(env) {
+		return runAsInit(argv, env)
+	}
+	res, err := config.Parse(argv[1:], env)
+	if err != nil {
+		fmt.Fprintf(stderr, "git-sync: error: %v\n", err)
+		var usage *config.UsageError
+		if errors.As(err, &usage) {
+			fmt.Fprintln(stderr, "Run 'git-sync --help' for usage.")
+		}
+		return exitFailure
+	}
+	switch res.Action {
+	case config.ActionHelp:
+		config.WriteHelp(stdout)
+		return exitOK
+	case config.ActionMan:
+		config.WriteMan(stdout)
+		return exitOK
+	case config.ActionVersion:
+		fmt.Fprintln(stdout, version())
+		return exitOK
+	}
+	log := newLogger(stderr, res.Config.Verbosity)
+	for _, w := range res.Warnings {
+		log.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, res.Config, env, log); err != nil {
+		log.Error("git-sync failed", "error", err.Error())
+		return exitFailure
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, verbosity int) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
+}
+
+func version() string {
+	v := "git-sync (devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = "git-sync " + bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " (" + s.Value + ")"
+			}
+		}
+	}
+	return v
+}
+
+// run does the work of one process lifetime.
+func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger) error {
+	if err := unsupported(cfg); err != nil {
+		return err
+	}
+	if cfg.AddUser {
+		if err := addUser("/etc/passwd"); err != nil {
+			return err
+		}
+	}
+	fileMode := os.FileMode(0o644)
+	if cfg.GroupWrite {
+		syscall.Umask(0o002)
+		fileMode = 0o664
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	root, err := repo.CanonicalRoot(cfg.Root)
+	if err != nil {
+		return err
+	}
+
+	var loop *syncloop.Loop
+	var srv *server.Server
+	if cfg.HTTPBind != "" {
+		srv, err = server.Listen(server.Options{
+			Bind: cfg.HTTPBind, Metrics: cfg.HTTPMetrics, Pprof: cfg.HTTPPprof,
+			Gatherer: reg, Log: log,
+			Ready: func() bool { return loop != nil && loop.Ready() },
+		})
+		if err != nil {
+			return fmt.Errorf("listen on --http-bind %s: %w", cfg.HTTPBind, err)
+		}
+		go func() {
+			if err := srv.Serve(); err != nil {
+				log.Error("HTTP server stopped", "error", err.Error())
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	creds, err := auth.New(cfg, auth.Options{Log: log, Metrics: m, Self: self, Env: env})
+	if err != nil {
+		return err
+	}
+	defer creds.Close()
+
+	r, err := repo.Open(ctx, repo.Options{
+		Root: root, Link: cfg.Link,
+		Repo: cfg.Repo, Ref: cfg.Ref, Depth: cfg.Depth, Filter: cfg.Filter,
+		Submodules: cfg.Submodules, SparseCheckoutFile: cfg.SparseCheckoutFile,
+		GitGC: cfg.GitGC, StaleWorktreeTimeout: cfg.StaleWorktreeTimeout,
+		GroupWrite: cfg.GroupWrite, Git: cfg.Git,
+		BaseEnv:     append(append([]string{}, env...), creds.Env()...),
+		ExtraConfig: creds.GitConfig(),
+		UserConfig:  cfg.GitConfig,
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+
+	hookCtx, stopHooks := context.WithCancel(ctx)
+	defer stopHooks()
+	onRun := func(name, status string) { m.HookRun(name, status) }
+	var pre syncloop.Hook
+	if cfg.PrePublishHook.Command != "" {
+		h := hook.NewExec("pre-publish-exechook", cfg.PrePublishHook, r.WorktreeDir, r.Env(), log)
+		runner := hook.NewRunner(h, cfg.PrePublishHook.Backoff, log, onRun)
+		go runner.Run(hookCtx)
+		pre = runner
+	}
+	var post []syncloop.Hook
+	if cfg.ExecHook.Command != "" {
+		h := hook.NewExec("exechook", cfg.ExecHook, r.WorktreeDir, r.Env(), log)
+		runner := hook.NewRunner(h, cfg.ExecHook.Backoff, log, onRun)
+		go runner.Run(hookCtx)
+		post = append(post, runner)
+	}
+	if cfg.Webhook.URL != "" {
+		h := hook.NewWebhook(cfg.Webhook, log)
+		runner := hook.NewRunner(h, cfg.Webhook.Backoff, log, onRun)
+		go runner.Run(hookCtx)
+		post = append(post, runner)
+	}
+
+	loop = syncloop.New(syncloop.Options{
+		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
+		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
+		TouchFile: underRoot(root, cfg.TouchFile), ErrorFile: underRoot(root, cfg.ErrorFile),
+		FileMode: fileMode, Log: log,
+	}, r, creds, m, pre, post)
+
+	if cfg.OneTime {
+		return loop.RunOnce(ctx)
+	}
+	if cfg.SyncOnSignal != 0 {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, cfg.SyncOnSignal)
+		defer signal.Stop(sigs)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-sigs:
+					loop.Trigger()
+				}
+			}
+		}()
+	}
+	err = loop.Run(ctx)
+	if ctx.Err() != nil {
+		log.Info("shutting down on signal")
+	}
+	return err
+}
+
+// underRoot resolves a --touch-file or --error-file path: relative paths
+// are under the root.
+func underRoot(root, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
+// unsupported rejects flags whose feature this build does not implement yet,
+// rather than silently ignoring them.
+func unsupported(cfg config.Config) error {
+	return nil
+}

@@ -1,0 +1,135 @@
+// Package gitcmd is the one place that runs git.
+//
+// Every git process git-sync starts goes through Runner.Run: the program is
+// the configured --git binary, the subcommand is always the first argument
+// (users' --git wrappers rely on that), the environment is built once and
+// passed explicitly (never os.Setenv), the child runs in its own process group
+// so a timeout kills git and everything it started, and a failure comes back
+// as an *Error carrying the command and git's stderr.
+package gitcmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"gitsync/internal/procgroup"
+)
+
+// Verbosity levels at which commands and their output are logged (SPEC 7).
+const (
+	LevelCommand = slog.Level(-5)
+	LevelOutput  = slog.Level(-6)
+)
+
+// Runner runs git with a fixed program and environment.
+type Runner struct {
+	Git string   // absolute path of the git program
+	Env []string // complete environment of every child
+	Log *slog.Logger
+}
+
+// Error describes a git command that failed to start or exited non-zero.
+type Error struct {
+	Args     []string
+	Dir      string
+	ExitCode int // -1 when git did not start or was killed
+	Stderr   string
+	Err      error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("git %s: %v", strings.Join(e.Args, " "), e.Err)
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		msg += ": " + s
+	}
+	return Redact(msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs git with args in dir and returns its stdout. The context bounds
+// the whole process group.
+func (r *Runner) Run(ctx context.Context, dir string, args ...string) (string, error) {
+	return r.RunWithInput(ctx, dir, nil, args...)
+}
+
+// RunWithInput is Run with stdin connected to in.
+func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, args ...string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", &Error{Args: args, Dir: dir, ExitCode: -1, Err: err}
+	}
+	cmd := exec.CommandContext(ctx, r.Git, args...)
+	cmd.Dir = dir
+	cmd.Env = r.Env
+	cmd.Stdin = in
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	procgroup.Prepare(cmd)
+
+	start := time.Now()
+	r.Log.Log(ctx, LevelCommand, "running git", "args", Redact(strings.Join(args, " ")), "dir", dir)
+	err := cmd.Run()
+	r.Log.Log(ctx, LevelOutput, "git finished", "args", Redact(strings.Join(args, " ")),
+		"duration", time.Since(start), "stdout", Redact(stdout.String()), "stderr", Redact(stderr.String()))
+	if err != nil {
+		code := -1
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			code = exitErr.ExitCode()
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		return stdout.String(), &Error{Args: args, Dir: dir, ExitCode: code, Stderr: stderr.String(), Err: err}
+	}
+	return stdout.String(), nil
+}
+
+var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
+
+// Redact removes userinfo (user:password@) from any URL in s. Credentials
+// are split out of --repo at startup, so this is a second line of defence
+// for URLs that reach git from elsewhere (submodules, server messages).
+func Redact(s string) string {
+	return userinfo.ReplaceAllString(s, "${1}REDACTED@")
+}
+
+// locationVars are variables that would make git operate on a repository or
+// configuration other than the one git-sync chose. They are dropped from the
+// inherited environment.
+var locationVars = map[string]bool{
+	"GIT_DIR": true, "GIT_WORK_TREE": true, "GIT_INDEX_FILE": true, "GIT_COMMON_DIR": true,
+	"GIT_OBJECT_DIRECTORY": true, "GIT_ALTERNATE_OBJECT_DIRECTORIES": true, "GIT_NAMESPACE": true,
+	"GIT_CEILING_DIRECTORIES": true, "GIT_DISCOVERY_ACROSS_FILESYSTEM": true,
+	"GIT_CONFIG": true, "GIT_CONFIG_GLOBAL": true, "GIT_CONFIG_SYSTEM": true, "GIT_CONFIG_NOSYSTEM": true,
+	"GIT_CONFIG_PARAMETERS": true, "GIT_CONFIG_COUNT": true,
+}
+
+// BuildEnv returns base without variables that redirect git elsewhere
+// (GIT_DIR, GIT_CONFIG_*, ...) and with set appended; a key in set replaces
+// the same key in base.
+func BuildEnv(base []string, set ...string) []string {
+	override := make(map[string]bool, len(set))
+	for _, kv := range set {
+		k, _, _ := strings.Cut(kv, "=")
+		override[k] = true
+	}
+	env := make([]string, 0, len(base)+len(set))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if override[k] || locationVars[k] || strings.HasPrefix(k, "GIT_CONFIG_KEY_") || strings.HasPrefix(k, "GIT_CONFIG_VALUE_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, set...)
+}

@@ -1,0 +1,100 @@
+package repo
+
+import (
+	"fmt"
+	"strings"
+)
+
+// IsFullHash reports whether ref is a full 40-hex (SHA-1) or 64-hex
+// (SHA-256) commit hash, which git-sync fetches by hash and then stops
+// polling.
+func IsFullHash(ref string) bool {
+	if len(ref) != 40 && len(ref) != 64 {
+		return false
+	}
+	for _, c := range ref {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isHex reports whether s is non-empty lower-case hex.
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// fetchArgs builds the argv of the one fetch that both brings the ref's
+// commit and tells which commit it is (through FETCH_HEAD). No refspec
+// destination is given, so no local ref is written: nothing can be rejected
+// as non-fast-forward or as clobbering a tag, and nothing pins superseded
+// commits against gc.
+func fetchArgs(repoURL, ref string, depth int, shallow bool, filter string) []string {
+	args := []string{"fetch", "--no-tags", "--no-auto-gc", "--no-recurse-submodules", "--no-progress"}
+	switch {
+	case depth > 0:
+		args = append(args, fmt.Sprintf("--depth=%d", depth))
+	case shallow:
+		args = append(args, "--unshallow")
+	}
+	if filter != "" {
+		args = append(args, "--filter="+filter)
+	}
+	return append(args, "--", repoURL, ref)
+}
+
+// lsRemoteArgs builds the argv of the idle poll's change detector.
+func lsRemoteArgs(repoURL, ref string) []string {
+	return []string{"ls-remote", "--", repoURL, ref}
+}
+
+// parseFetchHead returns the object name and description of the first line
+// of FETCH_HEAD ("<hash>\t[not-for-merge]\t<description>").
+func parseFetchHead(content string) (hash, desc string, err error) {
+	line, _, _ := strings.Cut(content, "\n")
+	fields := strings.SplitN(line, "\t", 3)
+	if len(fields) != 3 || !isHex(fields[0]) {
+		return "", "", fmt.Errorf("unexpected FETCH_HEAD content %q", line)
+	}
+	return fields[0], fields[2], nil
+}
+
+// mayNeedPeel reports whether a FETCH_HEAD entry may name a tag object
+// rather than a commit, so that it has to be peeled with git.
+func mayNeedPeel(desc string) bool {
+	return strings.HasPrefix(desc, "tag ")
+}
+
+// remoteRefCandidates lists the remote ref names git's fetch tries for ref,
+// in its order of preference.
+func remoteRefCandidates(ref string) []string {
+	if ref == "HEAD" || strings.HasPrefix(ref, "refs/") {
+		return []string{ref}
+	}
+	return []string{ref, "refs/" + ref, "refs/tags/" + ref, "refs/heads/" + ref,
+		"refs/remotes/" + ref, "refs/remotes/" + ref + "/HEAD"}
+}
+
+// pickRemoteRef finds in ls-remote output the object name of the ref that a
+// fetch of ref would take. ok is false when the ref is absent.
+func pickRemoteRef(lsRemote, ref string) (hash string, ok bool) {
+	found := map[string]string{}
+	for _, line := range strings.Split(lsRemote, "\n") {
+		h, name, cut := strings.Cut(line, "\t")
+		if cut {
+			found[strings.TrimSpace(name)] = h
+		}
+	}
+	for _, c := range remoteRefCandidates(ref) {
+		if h, ok := found[c]; ok {
+			return h, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,123 @@
+package repo
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"gitsync/internal/config"
+)
+
+func TestIsFullHash(t *testing.T) {
+	cases := map[string]bool{
+		strings.Repeat("a", 40):                 true,
+		strings.Repeat("0", 64):                 true,
+		strings.Repeat("a", 39):                 false,
+		strings.Repeat("A", 40):                 false,
+		"HEAD":                                  false,
+		"main":                                  false,
+		"abc1234":                               false,
+		strings.Repeat("g", 40):                 false,
+		strings.Repeat("a", 41):                 false,
+		"refs/heads/" + strings.Repeat("a", 29): false,
+	}
+	for ref, want := range cases {
+		if got := IsFullHash(ref); got != want {
+			t.Errorf("IsFullHash(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}
+
+func TestFetchArgs(t *testing.T) {
+	const url = "https://example.com/r.git"
+	cases := []struct {
+		depth   int
+		shallow bool
+		filter  string
+		want    string
+	}{
+		{1, false, "", "--depth=1 -- " + url + " main"},
+		{5, true, "", "--depth=5 -- " + url + " main"},
+		{0, false, "", "-- " + url + " main"},
+		{0, true, "", "--unshallow -- " + url + " main"},
+		{1, false, "blob:none", "--depth=1 --filter=blob:none -- " + url + " main"},
+	}
+	for _, c := range cases {
+		got := strings.Join(fetchArgs(url, "main", c.depth, c.shallow, c.filter), " ")
+		want := "fetch --no-tags --no-auto-gc --no-recurse-submodules --no-progress " + c.want
+		if got != want {
+			t.Errorf("fetchArgs(depth=%d, shallow=%v, filter=%q) =\n %s\nwant\n %s", c.depth, c.shallow, c.filter, got, want)
+		}
+	}
+}
+
+func TestParseFetchHead(t *testing.T) {
+	h := strings.Repeat("1", 40)
+	hash, desc, err := parseFetchHead(h + "\t\tbranch 'main' of file:///x\n")
+	if err != nil || hash != h || desc != "branch 'main' of file:///x" || mayNeedPeel(desc) {
+		t.Fatalf("got %q %q %v", hash, desc, err)
+	}
+	_, desc, _ = parseFetchHead(h + "\t\ttag 'v1' of file:///x\n")
+	if !mayNeedPeel(desc) {
+		t.Fatalf("tag entry must be peeled")
+	}
+	for _, bad := range []string{"", "garbage", "zz\t\tx", h + " branch"} {
+		if _, _, err := parseFetchHead(bad); err == nil {
+			t.Errorf("parseFetchHead(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestPickRemoteRef(t *testing.T) {
+	out := strings.Join([]string{
+		"1111111111111111111111111111111111111111\tHEAD",
+		"2222222222222222222222222222222222222222\trefs/heads/main",
+		"3333333333333333333333333333333333333333\trefs/remotes/origin/main",
+		"4444444444444444444444444444444444444444\trefs/tags/v1",
+		"5555555555555555555555555555555555555555\trefs/tags/v1^{}",
+		"6666666666666666666666666666666666666666\trefs/tags/both",
+		"7777777777777777777777777777777777777777\trefs/heads/both",
+	}, "\n") + "\n"
+	cases := []struct {
+		ref, want string
+		ok        bool
+	}{
+		{"HEAD", "1111111111111111111111111111111111111111", true},
+		{"main", "2222222222222222222222222222222222222222", true},
+		{"refs/heads/main", "2222222222222222222222222222222222222222", true},
+		{"v1", "4444444444444444444444444444444444444444", true},
+		{"both", "6666666666666666666666666666666666666666", true}, // tags before heads, as fetch does
+		{"missing", "", false},
+	}
+	for _, c := range cases {
+		got, ok := pickRemoteRef(out, c.ref)
+		if got != c.want || ok != c.ok {
+			t.Errorf("pickRemoteRef(%q) = %q, %v; want %q, %v", c.ref, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestGCArgs(t *testing.T) {
+	cases := map[string][]string{
+		"off":        nil,
+		"auto":       {"gc", "--auto", "--quiet"},
+		"always":     {"gc", "--prune=now", "--quiet"},
+		"aggressive": {"gc", "--aggressive", "--prune=now", "--quiet"},
+	}
+	for mode, want := range cases {
+		if got := gcArgs(mode); !reflect.DeepEqual(got, want) {
+			t.Errorf("gcArgs(%q) = %v, want %v", mode, got, want)
+		}
+	}
+}
+
+func TestRenderConfig(t *testing.T) {
+	got := renderConfig([]config.GitConfigEntry{
+		{Key: "safe.directory", Value: "/a b"},
+		{Key: "url.https://host/x.y/.insteadOf", Value: `git@host:"q"`},
+	})
+	want := "[safe]\n\tdirectory = \"/a b\"\n[url \"https://host/x.y/\"]\n\tinsteadOf = \"git@host:\\\"q\\\"\"\n"
+	if got != want {
+		t.Fatalf("renderConfig =\n%s\nwant\n%s", got, want)
+	}
+}

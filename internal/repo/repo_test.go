@@ -1,0 +1,196 @@
+package repo
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gitsync/internal/config"
+	"gitsync/internal/gittest"
+)
+
+// open opens root for upstream with the given ref and tweaks.
+func open(t *testing.T, root, url, ref string, tweak func(*Options)) *Repo {
+	t.Helper()
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatalf("git not found: %v", err)
+	}
+	canon, err := CanonicalRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Root: canon, Link: "link", Repo: url, Ref: ref, Depth: 1,
+		Submodules: config.SubmodulesRecursive, GitGC: config.GCAlways,
+		Git: git, BaseEnv: gittest.Env(t),
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	r, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func mustSync(t *testing.T, r *Repo) Result {
+	t.Helper()
+	res, err := r.Sync(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	return res
+}
+
+// published reads the link as a consumer would.
+func published(t *testing.T, root string) string {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(root, "link"))
+	if err != nil {
+		t.Fatalf("readlink: %v", err)
+	}
+	if filepath.IsAbs(target) {
+		t.Fatalf("link target %q is absolute", target)
+	}
+	return filepath.Base(target)
+}
+
+func TestSyncUpdatesIdlesAndGoesBackwards(t *testing.T) {
+	up, c1 := gittest.NewRepoWithCommit(t)
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", nil)
+
+	res := mustSync(t, r)
+	if !res.Fetched || !res.Published || !res.NewHash || res.Hash != c1 {
+		t.Fatalf("first sync: %+v, want published %s", res, c1)
+	}
+	if got := published(t, root); got != c1 {
+		t.Fatalf("link names %s, want %s", got, c1)
+	}
+	res = mustSync(t, r)
+	if res.Fetched || res.Published {
+		t.Fatalf("idle poll fetched or published: %+v", res)
+	}
+
+	c2 := up.Commit(map[string]string{"a": "2"}, "second")
+	res = mustSync(t, r)
+	if !res.NewHash || res.Hash != c2 || published(t, root) != c2 {
+		t.Fatalf("update: %+v, want %s", res, c2)
+	}
+	if _, err := os.Stat(filepath.Join(root, WorktreesDir, c1)); !os.IsNotExist(err) {
+		t.Fatalf("old worktree not removed with stale timeout 0: %v", err)
+	}
+
+	up.ResetHard(c1)
+	res = mustSync(t, r)
+	if res.Hash != c1 || published(t, root) != c1 {
+		t.Fatalf("backward move: %+v, want %s", res, c1)
+	}
+}
+
+func TestSyncPeelsAnnotatedTagAndStopsOnHash(t *testing.T) {
+	up, c1 := gittest.NewRepoWithCommit(t)
+	up.AnnotatedTag("v1", c1, "release")
+	r := open(t, t.TempDir(), up.URL(), "v1", nil)
+	if res := mustSync(t, r); res.Hash != c1 {
+		t.Fatalf("annotated tag published %s, want commit %s", res.Hash, c1)
+	}
+
+	r2 := open(t, t.TempDir(), up.URL(), c1, nil)
+	mustSync(t, r2)
+	if !r2.HashDone() {
+		t.Fatal("hash ref not marked done after sync")
+	}
+}
+
+func TestSyncRebuildsTamperedWorktree(t *testing.T) {
+	up, c1 := gittest.NewRepoWithCommit(t)
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", nil)
+	mustSync(t, r)
+	wt := filepath.Join(root, WorktreesDir, c1)
+	// A file added by a hook must not trigger a rebuild.
+	if err := os.WriteFile(filepath.Join(wt, "hook-output"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustSync(t, r); res.Fetched {
+		t.Fatalf("extra file caused a rebuild: %+v", res)
+	}
+	// Emptying the tree must.
+	entries, _ := os.ReadDir(wt)
+	for _, e := range entries {
+		if e.Name() != ".git" {
+			os.RemoveAll(filepath.Join(wt, e.Name()))
+		}
+	}
+	res := mustSync(t, r)
+	if !res.Fetched || !res.Published || res.NewHash {
+		t.Fatalf("emptied worktree not rebuilt: %+v", res)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "link", "README")); err != nil || string(b) != "initial\n" {
+		t.Fatalf("rebuilt tree: %q %v", b, err)
+	}
+}
+
+func TestOpenRecoversAndKeepsObjects(t *testing.T) {
+	up, c1 := gittest.NewRepoWithCommit(t)
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", nil)
+	mustSync(t, r)
+	r.Close()
+
+	gitDir := filepath.Join(root, ".git")
+	for _, f := range []string{"shallow.lock", "index.lock", "HEAD.lock", "config.lock"} {
+		os.WriteFile(filepath.Join(gitDir, f), nil, 0o644)
+	}
+	os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte(strings.Repeat("f", 40)+"\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, WorktreesDir, "half-built"), 0o755)
+	os.Symlink("nowhere", filepath.Join(root, ".link.tmp-dead"))
+	before, _ := os.Stat(filepath.Join(gitDir, "objects"))
+
+	r = open(t, root, up.URL(), "main", func(o *Options) { o.Depth = 0 })
+	res := mustSync(t, r)
+	if res.Hash != c1 || res.Published {
+		t.Fatalf("restart: %+v", res)
+	}
+	after, _ := os.Stat(filepath.Join(gitDir, "objects"))
+	if !os.SameFile(before, after) {
+		t.Fatal("object store was recreated")
+	}
+	if _, err := os.Lstat(filepath.Join(root, ".link.tmp-dead")); !os.IsNotExist(err) {
+		t.Fatal("leftover temporary link not removed")
+	}
+	if _, err := os.Lstat(filepath.Join(root, WorktreesDir, "half-built")); !os.IsNotExist(err) {
+		t.Fatal("stray worktree entry not removed")
+	}
+}
+
+func TestStaleWorktreeTimeout(t *testing.T) {
+	up, c1 := gittest.NewRepoWithCommit(t)
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", func(o *Options) { o.StaleWorktreeTimeout = time.Hour })
+	mustSync(t, r)
+	up.Commit(map[string]string{"b": "1"}, "two")
+	mustSync(t, r)
+	old := filepath.Join(root, WorktreesDir, c1)
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("stale worktree removed before its timeout: %v", err)
+	}
+	// Age it past the timeout: the next (idle) attempt removes it.
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(old, past, past)
+	mustSync(t, r)
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatalf("expired worktree kept: %v", err)
+	}
+}

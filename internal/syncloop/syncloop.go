@@ -1,0 +1,302 @@
+// Package syncloop schedules sync attempts (SPEC section 3): periods before
+// and after the first success, the failure budget, --one-time, triggers from
+// signals, and everything that follows an attempt (metrics, readiness, hooks,
+// the touch and error files).
+//
+// SyncOnce does exactly one attempt and its bookkeeping; Run adds only the
+// waiting. Tests drive SyncOnce directly.
+package syncloop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"gitsync/internal/atomicfile"
+	"gitsync/internal/repo"
+)
+
+// Syncer does one sync attempt (implemented by *repo.Repo).
+type Syncer interface {
+	Sync(ctx context.Context, prePublish func(ctx context.Context, hash string) error) (repo.Result, error)
+	HashDone() bool
+}
+
+// Refresher refreshes credentials before each attempt (implemented by
+// *auth.Auth). May be nil.
+type Refresher interface {
+	Refresh(ctx context.Context) error
+}
+
+// Hook is a latest-wins hook runner (implemented by *hook.Runner).
+type Hook interface {
+	Send(hash string)
+	Once(ctx context.Context, hash string) error
+}
+
+// Metrics records sync outcomes (implemented by *metrics.Metrics).
+type Metrics interface {
+	ObserveSync(status string, d time.Duration)
+	IncFetch()
+}
+
+// Options configures a Loop.
+type Options struct {
+	Period, InitPeriod           time.Duration
+	SyncTimeout                  time.Duration
+	MaxFailures, InitMaxFailures int
+	TouchFile, ErrorFile         string // absolute, "" = none
+	FileMode                     os.FileMode
+	Log                          *slog.Logger
+}
+
+// Loop runs sync attempts.
+type Loop struct {
+	opts       Options
+	syncer     Syncer
+	auth       Refresher
+	metrics    Metrics
+	prePublish Hook   // may be nil
+	postHooks  []Hook // post-publish hooks
+	trigger    chan struct{}
+	ready      atomic.Bool
+	log        *slog.Logger
+}
+
+// New creates a Loop. auth and prePublish may be nil.
+func New(opts Options, syncer Syncer, auth Refresher, metrics Metrics, prePublish Hook, postHooks []Hook) *Loop {
+	return &Loop{
+		opts: opts, syncer: syncer, auth: auth, metrics: metrics,
+		prePublish: prePublish, postHooks: postHooks,
+		trigger: make(chan struct{}, 1),
+		log:     opts.Log,
+	}
+}
+
+// Ready reports whether a sync has succeeded in this run (readiness probe).
+func (l *Loop) Ready() bool { return l.ready.Load() }
+
+// Trigger asks for a sync now, or right after the one running. Triggers
+// that arrive while one is pending collapse into it. Never blocks.
+func (l *Loop) Trigger() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// ErrTooManyFailures is returned by Run when the failure budget is spent.
+var ErrTooManyFailures = errors.New("too many sync failures")
+
+// Attempt is the outcome of one SyncOnce.
+type Attempt struct {
+	Result repo.Result
+	Err    error
+}
+
+// SyncOnce runs one attempt bounded by --sync-timeout and does its
+// bookkeeping. With oneTime the pre-publish hook gets its single attempt
+// and no background retries.
+func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
+	defer cancel()
+
+	res, err := l.attempt(ctx, oneTime)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, err)
+	}
+	switch {
+	case err != nil:
+		l.metrics.ObserveSync("error", time.Since(start))
+	case res.Fetched:
+		l.metrics.ObserveSync("success", time.Since(start))
+		l.metrics.IncFetch()
+	default:
+		l.metrics.ObserveSync("noop", time.Since(start))
+	}
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	if res.Fetched {
+		l.ready.Store(true)
+		if res.NewHash {
+			l.log.Info("published new commit", "hash", res.Hash)
+		} else if res.Published {
+			l.log.Info("rebuilt and republished worktree", "hash", res.Hash)
+		} else {
+			l.log.Log(ctx, slog.Level(-1), "confirmed published commit", "hash", res.Hash)
+		}
+		if res.PrePublishErr != nil {
+			l.logError("pre-publish hook failed; published anyway", res.PrePublishErr)
+		} else {
+			l.removeErrorFile()
+		}
+		if !oneTime {
+			for _, h := range l.postHooks {
+				h.Send(res.Hash)
+			}
+		}
+		l.touch()
+	} else {
+		l.log.Log(ctx, slog.Level(-2), "no change", "hash", res.Hash)
+	}
+	return Attempt{Result: res}
+}
+
+func (l *Loop) attempt(ctx context.Context, oneTime bool) (repo.Result, error) {
+	if l.auth != nil {
+		if err := l.auth.Refresh(ctx); err != nil {
+			return repo.Result{}, fmt.Errorf("refresh credentials: %w", err)
+		}
+	}
+	var pre func(context.Context, string) error
+	if l.prePublish != nil {
+		pre = func(ctx context.Context, hash string) error {
+			err := l.prePublish.Once(ctx, hash)
+			if err != nil && !oneTime {
+				l.prePublish.Send(hash) // keep retrying in the background
+			}
+			return err
+		}
+	}
+	return l.syncer.Sync(ctx, pre)
+}
+
+// RunOnce implements --one-time: one sync, then exactly one attempt of each
+// post-publish hook it triggers, waited for. It returns an error when the
+// sync or any hook attempt failed.
+func (l *Loop) RunOnce(ctx context.Context) error {
+	a := l.SyncOnce(ctx, true)
+	if a.Err != nil {
+		l.logError("sync failed", a.Err)
+		return a.Err
+	}
+	var errs []error
+	if a.Result.PrePublishErr != nil {
+		errs = append(errs, fmt.Errorf("pre-publish hook: %w", a.Result.PrePublishErr))
+	}
+	if a.Result.Fetched {
+		for _, h := range l.postHooks {
+			if err := h.Once(ctx, a.Result.Hash); err != nil {
+				l.logError("hook failed", err)
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run syncs until ctx ends (returns nil) or the failure budget is spent
+// (returns an error wrapping ErrTooManyFailures).
+func (l *Loop) Run(ctx context.Context) error {
+	failures := 0
+	succeeded := false
+	for {
+		a := l.SyncOnce(ctx, false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if a.Err != nil {
+			failures++
+			l.logError("sync failed", a.Err, "failures", failures)
+			allowed := l.opts.MaxFailures
+			if !succeeded {
+				allowed = l.opts.InitMaxFailures
+			}
+			if allowed >= 0 && failures > allowed {
+				err := fmt.Errorf("%w: %d consecutive failures, last: %w", ErrTooManyFailures, failures, a.Err)
+				l.logError("too many failures, giving up", err, "failures", failures)
+				return err
+			}
+		} else {
+			failures = 0
+			succeeded = true
+		}
+		if succeeded && l.syncer.HashDone() {
+			l.log.Info("--ref is a commit hash and it is published; no more polling")
+			<-ctx.Done()
+			return nil
+		}
+		wait := l.opts.Period
+		if !succeeded {
+			wait = l.opts.InitPeriod
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-l.trigger:
+			timer.Stop()
+			l.log.Log(ctx, slog.Level(-2), "sync triggered by signal")
+		case <-timer.C:
+		}
+	}
+}
+
+// errorReport is the --error-file document, in upstream's shape.
+type errorReport struct {
+	Msg  string         `json:"Msg"`
+	Err  string         `json:"Err"`
+	Args map[string]any `json:"Args"`
+}
+
+// logError logs an error and mirrors it into --error-file.
+func (l *Loop) logError(msg string, err error, args ...any) {
+	l.log.Error(msg, append([]any{"error", err.Error()}, args...)...)
+	if l.opts.ErrorFile == "" {
+		return
+	}
+	report := errorReport{Msg: msg, Err: err.Error(), Args: map[string]any{}}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok {
+			report.Args[k] = args[i+1]
+		}
+	}
+	var buf []byte
+	buf, _ = json.Marshal(report)
+	buf = append(buf, '\n')
+	if err := os.MkdirAll(filepath.Dir(l.opts.ErrorFile), 0o777); err == nil {
+		err = atomicfile.Write(l.opts.ErrorFile, buf, l.opts.FileMode)
+	}
+	if err != nil {
+		l.log.Error("write --error-file", "path", l.opts.ErrorFile, "error", err.Error())
+	}
+}
+
+func (l *Loop) removeErrorFile() {
+	if l.opts.ErrorFile == "" {
+		return
+	}
+	if err := os.Remove(l.opts.ErrorFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		l.log.Error("remove --error-file", "path", l.opts.ErrorFile, "error", err.Error())
+	}
+}
+
+// touch updates --touch-file: the sign, for users and tests, that a sync is
+// completely done.
+func (l *Loop) touch() {
+	if l.opts.TouchFile == "" {
+		return
+	}
+	now := time.Now()
+	err := os.Chtimes(l.opts.TouchFile, now, now)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(l.opts.TouchFile), 0o777); err == nil {
+			var f *os.File
+			if f, err = os.OpenFile(l.opts.TouchFile, os.O_CREATE|os.O_WRONLY, l.opts.FileMode); err == nil {
+				err = f.Close()
+			}
+		}
+	}
+	if err != nil {
+		l.log.Error("touch --touch-file", "path", l.opts.TouchFile, "error", err.Error())
+	}
+}
