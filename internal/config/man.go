@@ -1,0 +1,342 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// manSection is one titled part of the manual. Bodies are written flush
+// left and pre-wrapped; WriteMan indents them.
+type manSection struct {
+	title string
+	body  string
+}
+
+// manIndent is the indentation of section bodies in --man output.
+const manIndent = "    "
+
+// WriteMan writes the complete manual (--man): what git-sync does, the
+// layout it maintains on disk, every flag in detail grouped by topic (from
+// the parser's own table), the environment rules, the --git-config syntax,
+// hooks, authentication, the HTTP endpoint and its metrics, exit codes and
+// examples. Like WriteHelp it shows only built-in defaults, never values.
+func WriteMan(w io.Writer) {
+	var b strings.Builder
+	for _, s := range manBefore {
+		writeManSection(&b, s)
+	}
+
+	b.WriteString("OPTIONS\n")
+	wrap(&b, "Each option is listed with its default and the environment variables that can set it, newest name first. "+
+		"Durations are written like 500ms, 10s, 1m30s or 2h.", manIndent)
+	opts := newParser(nil).opts
+	for _, topic := range topicOrder {
+		fmt.Fprintf(&b, "\n  %s\n", topic)
+		if topic == topicOldFlags {
+			wrap(&b, "These spellings from git-sync v3 are still accepted, with a warning in the log, and mean what is "+
+				"described. When a deprecated spelling and its replacement are both given at the same level (both on the "+
+				"command line, or both in the environment), the deprecated one wins, as it always has; a flag on the "+
+				"command line still beats any variable.", manIndent)
+		}
+		for _, o := range opts {
+			if o.topic != topic || o.hidden {
+				continue
+			}
+			b.WriteString("\n" + manIndent + optionHeading(o) + "\n")
+			wrap(&b, o.usage, manIndent+"    ")
+			if o.more != "" {
+				wrap(&b, o.more, manIndent+"    ")
+			}
+			if facts := optionFacts(o, true); facts != "" {
+				wrap(&b, facts, manIndent+"    ")
+			}
+		}
+	}
+	b.WriteString("\n")
+
+	for _, s := range manAfter {
+		writeManSection(&b, s)
+	}
+	io.WriteString(w, b.String()) // nothing useful to do if stdout is gone
+}
+
+// writeManSection writes a title and its indented body.
+func writeManSection(b *strings.Builder, s manSection) {
+	b.WriteString(s.title + "\n")
+	for _, line := range strings.Split(strings.Trim(s.body, "\n"), "\n") {
+		if line == "" {
+			b.WriteString("\n")
+			continue
+		}
+		b.WriteString(manIndent + line + "\n")
+	}
+	b.WriteString("\n")
+}
+
+// manBefore are the sections printed before OPTIONS.
+var manBefore = []manSection{
+	{"NAME", `
+git-sync - keep a local directory in step with a remote git ref
+`},
+	{"SYNOPSIS", `
+git-sync --repo=URL --root=DIR [--ref=REF] [--link=NAME] [flags]
+git-sync --help | --man | --version
+`},
+	{"DESCRIPTION", `
+git-sync runs beside a program that needs the contents of a git repository
+(Apache Airflow DAGs, web content, alerting rules, ...). It fetches one ref of
+one repository, checks every new commit out into a tree of its own, and then
+switches a symlink to that tree in a single atomic step. The program reads
+the files through the symlink and never sees a half-written checkout.
+
+By default git-sync keeps polling: it syncs at start, then every --period.
+With --one-time it syncs once and exits. It is a drop-in replacement for
+kubernetes/git-sync v4: the same flags, environment variables, metric names
+and files on disk.
+
+Git itself does the work: every repository operation runs the git program
+(--git), so protocols, proxies, credential helpers and http.* settings
+behave as they do for git on the command line.
+`},
+	{"THE ROOT DIRECTORY", `
+--root belongs to git-sync. It is a repository without a checkout of its
+own; the published trees are git worktrees of it:
+
+  ROOT/.git               the object store, shared by all trees
+  ROOT/.worktrees/HASH    one complete checkout per published commit
+  ROOT/LINK -> .worktrees/HASH
+                          the symlink consumers read (--link)
+
+The link's target is relative, so the volume may be mounted at another path
+in another container, and its last element is the full commit hash:
+basename "$(readlink LINK)" prints the published hash. Each tree is a real
+worktree: "git -C LINK rev-parse HEAD" and "git -C LINK log" work there.
+
+Publishing builds the new tree completely, creates a temporary symlink next
+to the link and renames it over the link (rename(2) is atomic). A reader
+that resolves the link at any moment sees exactly one complete commit, and,
+once the first sync has finished, never a missing link.
+
+A tree that stops being published is removed after --stale-worktree-timeout
+(at the next cleanup by default). Objects no longer needed are reclaimed
+according to --git-gc, only after a tree was removed, never on an idle poll.
+
+Anything else git-sync keeps (a lock file, private git configuration) lives
+under hidden names (.git, .worktrees, .git-sync, .git-sync.lock) that --link,
+--touch-file and --error-file may not use. One git-sync process owns a root:
+a second one started on the same root (for example two pods sharing a
+volume) fails at startup instead of corrupting the first one's state. If the
+root holds something that is not a healthy git-sync repository, its
+contents are deleted (never the directory itself). Roots written by
+git-sync v3 are upgraded in place by the first sync.
+`},
+	{"HOW ONE SYNC WORKS", `
+1. Credentials are refreshed (password files re-read, the askpass URL
+   called, a GitHub App token renewed when it is about to expire).
+2. The root is checked and repaired: missing repository, stale lock files
+   left by a crash, a half-built tree or a dangling link are all fixed
+   without help.
+3. The ref is fetched by name (or by hash) at the configured --depth and
+   --filter, and the commit published is the one that fetch returned. A
+   branch that moves during the sync cannot make it fail. Force-pushed
+   branches and moved tags are followed.
+4. If that commit is already published and its tree is intact, nothing
+   happens (an idle poll). A damaged or missing tree is rebuilt in the same
+   attempt.
+5. Otherwise a new tree is checked out (sparse checkout and submodules
+   applied), the pre-publish hook runs, the link is switched, the
+   post-publish hooks are started, old trees are removed, and finally
+   --touch-file is touched.
+
+Each attempt is limited by --sync-timeout. Failed attempts are retried after
+--init-period (before the first success) or --period; too many in a row
+(--init-max-failures, --max-failures) make git-sync exit with status 1.
+--sync-on-signal names a signal that starts a sync at once. SIGTERM and
+SIGINT stop git-sync promptly, leaving the published link in place.
+
+The first attempt of each run always fetches and counts as a sync, even when
+the root already holds the right commit: it confirms that commit, runs the
+post-publish hooks and touches --touch-file.
+`},
+}
+
+// manAfter are the sections printed after OPTIONS.
+var manAfter = []manSection{
+	{"ENVIRONMENT", `
+Every flag --some-name can be set with $GITSYNC_SOME_NAME instead. The older
+$GIT_SYNC_SOME_NAME spellings, and the v3 names listed with each option, are
+still read, with a deprecation warning in the log. The rules:
+
+- A flag on the command line beats every environment variable.
+- When several variables set the same option, the older spelling wins (this
+  is what deployments that set old and new names side by side rely on).
+- An empty variable counts as unset.
+- Values are parsed strictly: a boolean must be one of 1, t, T, TRUE, true,
+  True, 0, f, F, FALSE, false, False. A value that cannot be parsed
+  (GITSYNC_ONE_TIME=maybe) stops git-sync with an error naming the
+  variable.
+- $GITSYNC_SSH_KEY_FILE takes a :-separated list of files.
+- $GITSYNC_PASSWORD and $GITSYNC_GITHUB_APP_PRIVATE_KEY exist only as
+  variables, so that secrets stay out of the process list.
+`},
+	{"GIT CONFIGURATION SYNTAX", `
+--git-config takes key:value pairs separated by commas, for example
+
+  --git-config='core.sshCommand:ssh -o ConnectTimeout=5,http.lowSpeedTime:30'
+
+A key ends at the first ':'; a value ends at the next ',' and may contain
+':' freely. To put a ',' in an unquoted value write \,. Keys and values may
+be enclosed in double quotes, inside which ':' and ',' are plain
+characters; a key containing ':' must be quoted. A URL in a subsection can
+be written either way:
+
+  --git-config='"url.https://host/.insteadOf":git@host:'
+  --git-config='url."https://host/".insteadOf:git@host:'
+
+Backslash escapes work everywhere: \n (newline), \t (tab), \" (quote),
+\, (comma) and \\ (backslash); any other escape is an error, reported with
+its position. Keys must have the form section.name.
+
+--git-config sets each key, replacing any earlier value. --git-config-add
+adds one more value to a multi-valued key (one key:value per use, same
+syntax) and is applied after --git-config. The configuration lives in a private
+file that every git process git-sync starts reads, including submodule
+clones and git commands run by hooks.
+`},
+	{"HOOKS", `
+Hooks tell other programs that a new commit was published.
+
+--exechook-command runs a program, without arguments, in the new tree
+(ROOT/.worktrees/HASH), with git-sync's environment plus its git settings
+and GITSYNC_HASH set to the commit. --webhook-url sends one HTTP request
+(--webhook-method) with the header Gitsync-Hash: HASH; it succeeds when the
+response has status --webhook-success-status, or with any response when
+that is 0 or -1.
+
+Both run in the background after the link is switched, once for each new
+commit. A failed hook is retried after its backoff until it succeeds. If a
+newer commit is published meanwhile, the next attempt is for the newest one:
+hooks never work through a queue of outdated commits.
+
+Hooks must be idempotent. A hook may run more than once for the same commit:
+every start of git-sync confirms the commit already on disk and runs the
+post-publish hooks for it again.
+
+--pre-publish-exechook-command runs in the new, fully checked-out tree
+before the link is switched, and git-sync waits for its first attempt, so
+whatever it writes is there when consumers see the tree. A failure does not
+stop the commit from being published; the hook is retried in the
+background. It does not run for a commit that is already published.
+
+With --one-time each hook the sync fired gets exactly one attempt, and
+git-sync waits for it: the exit status is 1 if any of them failed.
+`},
+	{"AUTHENTICATION", `
+git-sync hands credentials to git through git's credential protocol, keyed on
+the exact --repo URL; they never appear in URLs, arguments or logs, and git
+never prompts (it fails instead). The methods:
+
+- Username and password: --username with $GITSYNC_PASSWORD or
+  --password-file (exactly one). The file is read again before every sync,
+  so tokens can be rotated. Credentials written into an http(s) --repo URL
+  are taken out of it and used the same way.
+- --credential: JSON objects with "url", "username" and one of "password"
+  and "password-file", for other URLs (submodules on other hosts), for
+  example
+    --credential='{"url":"https://host/org","username":"bot","password-file":"/secret/token"}'
+- --askpass-url: a URL fetched before every sync, whose answer gives
+  username=... and password=... lines.
+- GitHub App: a private key (--github-app-private-key-file or
+  $GITSYNC_GITHUB_APP_PRIVATE_KEY), the app's --github-app-application-id
+  or --github-app-client-id, and --github-app-installation-id. git-sync
+  exchanges a signed request for an installation token at --github-base-url
+  and renews it before it expires.
+- SSH: used for ssh:// and scp-like URLs, with the keys in --ssh-key-file and
+  host keys checked against --ssh-known-hosts-file (unless
+  --ssh-known-hosts=false). --add-user helps when the container runs as a
+  user that has no /etc/passwd entry.
+- Cookies: --cookie-file makes git use /etc/git-secret/cookie_file.
+`},
+	{"HTTP ENDPOINT", `
+With --http-bind=ADDRESS git-sync serves HTTP, already while the first sync
+is running:
+
+  GET /                 503 until the first sync succeeded, then 200; use it
+                        for readiness and liveness probes
+  GET /metrics          Prometheus metrics (with --http-metrics)
+  /debug/pprof/         Go profiling data (with --http-pprof)
+
+Metrics:
+
+  git_sync_duration_seconds{status}       summary of sync durations
+  git_sync_count_total{status}            syncs by status: success, error,
+                                          noop (idle poll)
+  git_fetch_count_total                   syncs that fetched and published
+  git_sync_askpass_calls{status}          calls of --askpass-url
+  git_sync_refresh_github_app_token_count{status}
+                                          GitHub App token renewals
+  git_sync_hook_run_count_total{name,status}
+                                          hook runs by hook and outcome
+`},
+	{"LOGGING", `
+git-sync logs JSON objects, one per line, on standard error. -v sets how
+much: 0 logs updates and errors, 1 details of updates, 2 the sync loop, 3
+and 4 more of it, 5 every git command, 6 their output too, 9 everything.
+Passwords, tokens, keys and credentials in URLs are never logged, at any
+level. With --error-file the last error is also kept in a file, as a JSON
+object.
+`},
+	{"EXIT STATUS", `
+0   --help, --man or --version; --one-time when the sync and the hooks it
+    fired succeeded; a clean stop after SIGTERM or SIGINT.
+1   an invalid configuration (the reason is printed), too many failed syncs
+    in a row, or a failed --one-time sync or hook.
+`},
+	{"EXAMPLES", `
+Sync a branch every 30 seconds into /git/dags (readers use /git/dags/repo):
+
+  git-sync --repo=https://github.com/example/repo --ref=main \
+      --root=/git/dags --period=30s
+
+Clone once, as a Kubernetes init container, and exit:
+
+  git-sync --repo=git@github.com:example/repo.git --root=/git --one-time \
+      --ssh-key-file=/etc/git-secret/ssh
+
+Apache Airflow: a sidecar next to the scheduler keeps DAGs up to date in a
+shared emptyDir volume; Airflow's dags_folder points at the link:
+
+  containers:
+  - name: git-sync
+    image: git-sync
+    env:
+    - {name: GITSYNC_REPO, value: "https://github.com/example/dags.git"}
+    - {name: GITSYNC_REF, value: "main"}
+    - {name: GITSYNC_ROOT, value: "/git"}
+    - {name: GITSYNC_LINK, value: "repo"}
+    - {name: GITSYNC_PERIOD, value: "60s"}
+    - {name: GITSYNC_DEPTH, value: "1"}
+    - {name: GITSYNC_MAX_FAILURES, value: "-1"}
+    - {name: GITSYNC_USERNAME, value: "airflow-bot"}
+    - name: GITSYNC_PASSWORD
+      valueFrom: {secretKeyRef: {name: git-credentials, key: token}}
+    - {name: GITSYNC_HTTP_BIND, value: ":8000"}
+    - {name: GITSYNC_HTTP_METRICS, value: "true"}
+    volumeMounts:
+    - {name: dags, mountPath: /git}
+  # Airflow: AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags/repo, with the
+  # same volume mounted at /opt/airflow/dags. The relative link still
+  # resolves there.
+
+Run a command after each update, in the new tree:
+
+  git-sync --repo=https://host/org/site.git --root=/srv/git --link=site \
+      --exechook-command=/usr/local/bin/reload-site
+
+Rewrite URLs of submodules hosted elsewhere:
+
+  git-sync --repo=https://host/org/app.git --root=/git \
+      --git-config='"url.https://mirror.example/.insteadOf":https://github.com/'
+`},
+}

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// start listens on a free loopback port, serves in the background and
+// registers a cleanup that shuts down and checks Serve's result.
+func start(t *testing.T, opts Options) *Server {
+	t.Helper()
+	opts.Bind = "127.0.0.1:0"
+	s, err := Listen(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
+}
+
+func get(t *testing.T, s *Server, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestReadiness(t *testing.T) {
+	var ready atomic.Bool
+	s := start(t, Options{Ready: ready.Load})
+	if code, _ := get(t, s, "/"); code != http.StatusServiceUnavailable {
+		t.Errorf("before ready: GET / = %d, want 503", code)
+	}
+	ready.Store(true)
+	code, body := get(t, s, "/")
+	if code != http.StatusOK {
+		t.Errorf("after ready: GET / = %d, want 200", code)
+	}
+	if body == "" {
+		t.Error("after ready: empty body")
+	}
+	// Probes set up for upstream on other paths keep working.
+	if code, _ := get(t, s, "/healthz"); code != http.StatusOK {
+		t.Errorf("after ready: GET /healthz = %d, want 200", code)
+	}
+}
+
+func TestNilReadyIsNotReady(t *testing.T) {
+	s := start(t, Options{})
+	if code, _ := get(t, s, "/"); code != http.StatusServiceUnavailable {
+		t.Errorf("GET / = %d, want 503", code)
+	}
+}
+
+func newGatherer(t *testing.T) prometheus.Gatherer {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_things_total", Help: "Things."})
+	reg.MustRegister(c)
+	c.Add(3)
+	return reg
+}
+
+func TestMetrics(t *testing.T) {
+	g := newGatherer(t)
+	on := start(t, Options{Metrics: true, Gatherer: g})
+	code, body := get(t, on, "/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "test_things_total 3\n") {
+		t.Errorf("metrics on: GET /metrics = %d %q", code, body)
+	}
+	// Without the option the path is not metrics (it falls to readiness).
+	off := start(t, Options{Gatherer: g})
+	code, body = get(t, off, "/metrics")
+	if code == http.StatusOK || strings.Contains(body, "test_things_total") {
+		t.Errorf("metrics off: GET /metrics = %d %q", code, body)
+	}
+}
+
+func TestMetricsNeedsGatherer(t *testing.T) {
+	if _, err := Listen(Options{Bind: "127.0.0.1:0", Metrics: true}); err == nil {
+		t.Error("Listen with Metrics and no Gatherer succeeded")
+	}
+}
+
+func TestPprof(t *testing.T) {
+	on := start(t, Options{Pprof: true})
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+		if code, _ := get(t, on, path); code != http.StatusOK {
+			t.Errorf("pprof on: GET %s = %d, want 200", path, code)
+		}
+	}
+	code, body := get(t, on, "/debug/pprof/goroutine?debug=1")
+	if code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("pprof on: goroutine profile = %d %q", code, body)
+	}
+	off := start(t, Options{})
+	code, body = get(t, off, "/debug/pprof/goroutine?debug=1")
+	if code == http.StatusOK || strings.Contains(body, "goroutine profile:") {
+		t.Errorf("pprof off: GET /debug/pprof/goroutine = %d %q", code, body)
+	}
+}
+
+func TestBadAddressFailsFast(t *testing.T) {
+	for _, bind := range []string{"127.0.0.1:notaport", "256.0.0.1:80"} {
+		if s, err := Listen(Options{Bind: bind}); err == nil {
+			s.Shutdown(context.Background())
+			t.Errorf("Listen(%q) succeeded", bind)
+		}
+	}
+	// An address in use fails too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if s, err := Listen(Options{Bind: ln.Addr().String()}); err == nil {
+		s.Shutdown(context.Background())
+		t.Errorf("Listen on a busy address %s succeeded", ln.Addr())
+	}
+}
+
+// TestShutdownReleasesAddress checks that the port is free again once
+// Shutdown returns, and that Serve then returns nil.
+func TestShutdownReleasesAddress(t *testing.T) {
+	s, err := Listen(Options{Bind: "127.0.0.1:0", Ready: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	if code, _ := get(t, s, "/"); code != http.StatusOK {
+		t.Fatalf("GET / = %d", code)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after Shutdown")
+	}
+	ln, err := net.Listen("tcp", s.Addr())
+	if err != nil {
+		t.Fatalf("address not released: %v", err)
+	}
+	ln.Close()
+}
+
+func TestShutdownWithoutServe(t *testing.T) {
+	s, err := Listen(Options{Bind: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("address not released: %v", err)
+	}
+	ln.Close()
+}
