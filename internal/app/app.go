@@ -98,9 +98,6 @@ func version() string {
 
 // run does the work of one process lifetime.
 func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger) error {
-	if err := unsupported(cfg); err != nil {
-		return err
-	}
 	if cfg.AddUser {
 		if err := addUser("/etc/passwd"); err != nil {
 			return err
@@ -233,10 +230,4 @@ func underRoot(root, p string) string {
 		return p
 	}
 	return filepath.Join(root, p)
-}
-
-// unsupported rejects flags whose feature this build does not implement yet,
-// rather than silently ignoring them.
-func unsupported(cfg config.Config) error {
-	return nil
 }

@@ -5,21 +5,6 @@ import (
 	"strings"
 )
 
-// IsFullHash reports whether ref is a full 40-hex (SHA-1) or 64-hex
-// (SHA-256) commit hash, which git-sync fetches by hash and then stops
-// polling.
-func IsFullHash(ref string) bool {
-	if len(ref) != 40 && len(ref) != 64 {
-		return false
-	}
-	for _, c := range ref {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // isHex reports whether s is non-empty lower-case hex.
 func isHex(s string) bool {
 	for _, c := range s {

@@ -8,7 +8,7 @@ import (
 	"gitsync/internal/config"
 )
 
-func TestIsFullHash(t *testing.T) {
+func TestIsCommitHash(t *testing.T) {
 	cases := map[string]bool{
 		strings.Repeat("a", 40):                 true,
 		strings.Repeat("0", 64):                 true,
@@ -22,8 +22,8 @@ func TestIsFullHash(t *testing.T) {
 		"refs/heads/" + strings.Repeat("a", 29): false,
 	}
 	for ref, want := range cases {
-		if got := IsFullHash(ref); got != want {
-			t.Errorf("IsFullHash(%q) = %v, want %v", ref, got, want)
+		if got := config.IsCommitHash(ref); got != want {
+			t.Errorf("IsCommitHash(%q) = %v, want %v", ref, got, want)
 		}
 	}
 }

@@ -240,7 +240,7 @@ func (r *Repo) writeManagedConfig() error {
 	}
 	if names, err := os.ReadDir(filepath.Join(r.root, WorktreesDir)); err == nil {
 		for _, e := range names {
-			if IsFullHash(e.Name()) {
+			if config.IsCommitHash(e.Name()) {
 				entries = append(entries, config.GitConfigEntry{Key: "safe.directory", Value: r.worktreeDir(e.Name())})
 			}
 		}
@@ -262,13 +262,13 @@ func (r *Repo) readPublished() {
 	}
 	target = filepath.Clean(target)
 	hash := filepath.Base(target)
-	if target == r.worktreeDir(hash) && IsFullHash(hash) {
+	if target == r.worktreeDir(hash) && config.IsCommitHash(hash) {
 		r.published = hash
 		return
 	}
 	if filepath.Dir(target) == r.root {
 		name := strings.TrimPrefix(hash, "rev-")
-		if IsFullHash(name) {
+		if config.IsCommitHash(name) {
 			r.legacyPath = target
 		}
 	}
@@ -386,7 +386,7 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	res := Result{Hash: commit, Fetched: true}
 	if commit == r.published && healthy {
 		r.synced, r.lastRemote = true, fetched
-		r.hashDone = IsFullHash(r.opts.Ref)
+		r.hashDone = config.IsCommitHash(r.opts.Ref)
 		_, err := r.finish(ctx, now)
 		return res, err
 	}
@@ -410,7 +410,7 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	res.Published = true
 	prev := r.published
 	r.published, r.synced, r.lastRemote = commit, true, fetched
-	r.hashDone = IsFullHash(r.opts.Ref)
+	r.hashDone = config.IsCommitHash(r.opts.Ref)
 	if prev != "" && prev != commit {
 		touch(r.worktreeDir(prev), time.Now())
 	}

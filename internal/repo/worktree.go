@@ -189,7 +189,7 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 		if name == current {
 			continue
 		}
-		if e.IsDir() && IsFullHash(name) {
+		if e.IsDir() && config.IsCommitHash(name) {
 			info, err := e.Info()
 			if err != nil {
 				continue // vanished meanwhile
