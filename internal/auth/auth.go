@@ -1,0 +1,431 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gitsync/internal/config"
+	"gitsync/internal/secret"
+)
+
+// Metrics counts askpass calls and GitHub App token refreshes; status is
+// "success" or "error".
+type Metrics interface {
+	AskpassCall(status string)
+	GitHubAppRefresh(status string)
+}
+
+// Options are New's dependencies.
+type Options struct {
+	// Log receives debug lines (never secrets); nil discards them.
+	Log *slog.Logger
+	// Metrics counts calls; nil counts nothing.
+	Metrics Metrics
+	// Self is the absolute path of the git-sync executable, which git runs as
+	// its credential helper.
+	Self string
+	// Env is git-sync's own environment (os.Environ()), consulted for a
+	// user-set GIT_SSH_COMMAND.
+	Env []string
+	// HTTPClient is used for the askpass URL and the GitHub API; nil means a
+	// client with a 30 s timeout.
+	HTTPClient *http.Client
+	// CookieFile overrides DefaultCookieFile (for tests).
+	CookieFile string
+	// TempDir is where New creates its private directory; empty means
+	// os.TempDir() ($TMPDIR or /tmp). The socket path in it must stay under
+	// about 100 bytes.
+	TempDir string
+}
+
+// Auth holds git-sync's credentials and serves them to git's credential
+// helper. Its methods are safe for concurrent use.
+type Auth struct {
+	log     *slog.Logger
+	metrics Metrics
+	client  *http.Client
+	cfg     config.Config
+
+	dir      string // owner-only directory holding the socket
+	sock     string
+	ln       net.Listener
+	helper   string // credential.helper value
+	sshCmd   string
+	cookie   string // http.cookieFile, or ""
+	repoKey  urlKey
+	repoOK   bool // repo is a URL credentials can be keyed on
+	app      *githubApp
+	credKeys []urlKey
+
+	logRequests bool // log each helper request (verbosity 5 and up)
+
+	mu         sync.Mutex      // guards the credentials below
+	staticPass secret.Secret   // --repo password ($GITSYNC_PASSWORD or --password-file)
+	askUser    string          // last askpass answer
+	askPass    secret.Secret   //
+	appToken   secret.Secret   // GitHub App installation token
+	appExpires time.Time       //
+	credPass   []secret.Secret // per cfg.Credentials
+
+	serveDone chan struct{} // closed when serve returns
+	connWG    sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) AskpassCall(string)      {}
+func (nopMetrics) GitHubAppRefresh(string) {}
+
+// New checks the credential configuration (files that must exist, the
+// GitHub App key, credential URLs), creates an owner-only temporary
+// directory and starts serving the credential helper on a unix socket there.
+// Call Close to stop.
+func New(cfg config.Config, opts Options) (*Auth, error) {
+	a := &Auth{
+		log:       opts.Log,
+		metrics:   opts.Metrics,
+		client:    opts.HTTPClient,
+		cfg:       cfg,
+		serveDone: make(chan struct{}),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
+	}
+	if a.client == nil {
+		a.client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if opts.Self == "" || !filepath.IsAbs(opts.Self) {
+		return nil, fmt.Errorf("auth: the path of the git-sync executable must be absolute, got %q", opts.Self)
+	}
+	a.logRequests = a.log.Enabled(context.Background(), slog.Level(-5))
+
+	if k, err := parseURLKey(cfg.Repo); err == nil {
+		a.repoKey, a.repoOK = k, true
+	}
+	if err := checkCredentialValue(cfg.Username); err != nil {
+		return nil, fmt.Errorf("--username: %w", err)
+	}
+	if err := checkCredentialValue(cfg.Password.Reveal()); err != nil {
+		return nil, fmt.Errorf("$GITSYNC_PASSWORD: %w", err)
+	}
+	a.staticPass = cfg.Password
+	a.credPass = make([]secret.Secret, len(cfg.Credentials))
+	for i, c := range cfg.Credentials {
+		k, err := parseURLKey(c.URL)
+		if err != nil {
+			return nil, fmt.Errorf("--credential %d: url: %w", i+1, err)
+		}
+		if err := checkCredentialValue(c.Username); err != nil {
+			return nil, fmt.Errorf("--credential %s: username: %w", k, err)
+		}
+		if err := checkCredentialValue(c.Password.Reveal()); err != nil {
+			return nil, fmt.Errorf("--credential %s: password: %w", k, err)
+		}
+		a.credKeys = append(a.credKeys, k)
+		a.credPass[i] = c.Password
+	}
+	// Read the password files now, so that a missing one fails at startup.
+	if err := a.readPasswordFiles(); err != nil {
+		return nil, err
+	}
+
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	sshRepo := isSSHRepo(cfg.Repo)
+	keys, warnings, err := selectKeyFiles(cfg.SSHKeyFiles, sshRepo, exists)
+	if err != nil {
+		return nil, err
+	}
+	w, err := checkKnownHosts(cfg.SSHKnownHosts, cfg.SSHKnownHostsFile, sshRepo, exists)
+	if err != nil {
+		return nil, err
+	}
+	if w != "" {
+		warnings = append(warnings, w)
+	}
+	// Missing default ssh files only matter for ssh repositories (a
+	// submodule could still use ssh, so say it at a verbose level).
+	level := slog.LevelWarn
+	if !sshRepo {
+		level = slog.Level(-2)
+	}
+	for _, w := range warnings {
+		a.log.Log(context.Background(), level, w)
+	}
+	a.sshCmd = SSHCommand(SSHOptions{
+		Base:           lookupEnv(opts.Env, "GIT_SSH_COMMAND"),
+		KeyFiles:       keys,
+		KnownHosts:     cfg.SSHKnownHosts,
+		KnownHostsFile: cfg.SSHKnownHostsFile,
+		Verbose:        sshVerbosity(a.verbosity()),
+	})
+
+	if cfg.CookieFile {
+		a.cookie = opts.CookieFile
+		if a.cookie == "" {
+			a.cookie = DefaultCookieFile
+		}
+		if !exists(a.cookie) {
+			return nil, fmt.Errorf("--cookie-file: %s: file not found", a.cookie)
+		}
+	}
+
+	if cfg.GitHubApp.Enabled() {
+		app, err := newGitHubApp(cfg.GitHubApp, os.ReadFile)
+		if err != nil {
+			return nil, err
+		}
+		a.app = app
+	}
+
+	if err := a.listen(opts.TempDir); err != nil {
+		return nil, err
+	}
+	a.helper = "!" + shellQuote(opts.Self) + " " + HelperArg + " " + shellQuote(a.sock)
+	go a.serve()
+	return a, nil
+}
+
+// verbosity recovers git-sync's -v level from the logger (level -N).
+func (a *Auth) verbosity() int {
+	for v := 9; v > 0; v-- {
+		if a.log.Enabled(context.Background(), slog.Level(-v)) {
+			return v
+		}
+	}
+	return 0
+}
+
+// Names of the private directory (under the temp dir) and of the socket.
+const (
+	privateDirPrefix = "git-sync-auth-"
+	socketName       = "credential.sock"
+)
+
+func (a *Auth) listen(parent string) error {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	removeStaleDirs(parent, time.Now())
+	dir, err := os.MkdirTemp(parent, privateDirPrefix)
+	if err != nil {
+		return fmt.Errorf("auth: create private directory (set TMPDIR to a writable directory): %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("auth: %w", err)
+	}
+	sock := filepath.Join(dir, socketName)
+	if len(sock) > 100 { // sun_path holds 108 bytes on Linux, 104 elsewhere
+		os.RemoveAll(dir)
+		return fmt.Errorf("auth: socket path %s is too long: set TMPDIR to a shorter directory", sock)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("auth: listen: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		os.RemoveAll(dir)
+		return fmt.Errorf("auth: %w", err)
+	}
+	a.dir, a.sock, a.ln = dir, sock, ln
+	return nil
+}
+
+// removeStaleDirs removes the private directories that earlier git-sync
+// processes of this user left when they were killed: those whose socket
+// nobody listens on any more. It skips recent ones (a concurrent New may not
+// be listening yet) and ignores every error: this is housekeeping only.
+func removeStaleDirs(parent string, now time.Time) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), privateDirPrefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		fi, err := os.Lstat(dir)
+		if err != nil || now.Sub(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		conn, err := net.DialTimeout("unix", filepath.Join(dir, socketName), time.Second)
+		if err == nil {
+			conn.Close() // a live git-sync
+			continue
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+// Dir is the owner-only directory New created (removed by Close).
+func (a *Auth) Dir() string { return a.dir }
+
+// Refresh brings the credentials up to date before a sync: it re-reads the
+// password files, calls the askpass URL and renews the GitHub App token when
+// it expires within 30 s. On error the previous values stay in use; the
+// error never contains a secret.
+func (a *Auth) Refresh(ctx context.Context) error {
+	var errs []error
+	if err := a.readPasswordFiles(); err != nil {
+		errs = append(errs, err)
+	}
+	if a.cfg.AskpassURL != "" {
+		user, pass, err := callAskpass(ctx, a.client, a.cfg.AskpassURL)
+		if err != nil {
+			a.metrics.AskpassCall("error")
+			errs = append(errs, err)
+		} else {
+			a.metrics.AskpassCall("success")
+			a.mu.Lock()
+			a.askUser, a.askPass = user, pass
+			a.mu.Unlock()
+			a.log.Log(ctx, slog.Level(-3), "called askpass URL", "url", redactURL(a.cfg.AskpassURL))
+		}
+	}
+	if a.app != nil {
+		a.mu.Lock()
+		renew := a.appToken.IsZero() || time.Until(a.appExpires) < appTokenMargin
+		a.mu.Unlock()
+		if renew {
+			tok, exp, err := a.app.token(ctx, a.client, time.Now())
+			if err != nil {
+				a.metrics.GitHubAppRefresh("error")
+				errs = append(errs, err)
+			} else {
+				a.metrics.GitHubAppRefresh("success")
+				a.mu.Lock()
+				a.appToken, a.appExpires = tok, exp
+				a.mu.Unlock()
+				a.log.Log(ctx, slog.Level(-2), "renewed GitHub App token", "expires", exp)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Auth) readPasswordFiles() error {
+	var errs []error
+	if f := a.cfg.PasswordFile; f != "" {
+		p, err := readPasswordFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--password-file: %w", err))
+		} else {
+			a.mu.Lock()
+			a.staticPass = p
+			a.mu.Unlock()
+		}
+	}
+	for i, c := range a.cfg.Credentials {
+		if c.PasswordFile == "" {
+			continue
+		}
+		p, err := readPasswordFile(c.PasswordFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--credential %s: password-file: %w", redactURL(c.URL), err))
+			continue
+		}
+		a.mu.Lock()
+		a.credPass[i] = p
+		a.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// lookup finds the credentials for a request (see the package doc).
+func (a *Auth) lookup(r urlKey) (username string, password secret.Secret, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.repoOK && a.repoKey == r {
+		switch {
+		case !a.appToken.IsZero():
+			return GitHubAppUsername, a.appToken, true
+		case !a.askPass.IsZero():
+			return a.askUser, a.askPass, true
+		case a.cfg.Username != "" && !a.staticPass.IsZero():
+			return a.cfg.Username, a.staticPass, true
+		}
+	}
+	if i := bestCredential(a.credKeys, r); i >= 0 && !a.credPass[i].IsZero() {
+		return a.cfg.Credentials[i].Username, a.credPass[i], true
+	}
+	return "", secret.Secret{}, false
+}
+
+// GitConfig returns the entries for git-sync's private global git config:
+// git-sync as git's only credential helper, credentials keyed on the full
+// URL, and the cookie file when --cookie-file is set. No secrets.
+func (a *Auth) GitConfig() []config.GitConfigEntry {
+	entries := []config.GitConfigEntry{
+		// An empty value clears helpers configured before this file.
+		{Key: "credential.helper", Value: ""},
+		{Key: "credential.helper", Value: a.helper, Add: true},
+		{Key: "credential.useHttpPath", Value: "true"},
+	}
+	if a.cookie != "" {
+		entries = append(entries, config.GitConfigEntry{Key: "http.cookieFile", Value: a.cookie})
+	}
+	return entries
+}
+
+// Env returns KEY=VALUE entries for every git child and exec hook. They must
+// come after git-sync's own environment (later entries win in os/exec).
+// No secrets.
+func (a *Auth) Env() []string {
+	return []string{
+		"GIT_TERMINAL_PROMPT=0",
+		// Set but empty: git then uses no askpass program at all (it does
+		// not fall back to core.askPass or SSH_ASKPASS).
+		"GIT_ASKPASS=",
+		"SSH_ASKPASS_REQUIRE=never",
+		"GIT_SSH_COMMAND=" + a.sshCmd,
+	}
+}
+
+// Close stops serving the credential helper, waits for requests in flight
+// and removes the private directory. It may be called more than once.
+func (a *Auth) Close() error {
+	a.closeOnce.Do(func() {
+		err := a.ln.Close()
+		<-a.serveDone
+		a.connWG.Wait()
+		if rerr := os.RemoveAll(a.dir); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		a.closeErr = err
+	})
+	return a.closeErr
+}
+
+// lookupEnv returns the last value of name in env, or "".
+func lookupEnv(env []string, name string) string {
+	val := ""
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			val = v
+		}
+	}
+	return val
+}

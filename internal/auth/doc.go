@@ -1,0 +1,70 @@
+// Package auth gives git the credentials git-sync was configured with,
+// without ever writing a secret where another process could read it.
+//
+// # How credentials reach git
+//
+// git-sync's private global git config names the git-sync binary itself as
+// git's only credential helper (see GitConfig). When git needs a password it
+// runs that helper, a short-lived child of git; the helper (HelperMain)
+// forwards git's request over a unix socket to the running git-sync, whose
+// Auth answers from memory, and prints the answer back to git. The socket
+// lives in a directory only git-sync's user can enter (mode 0700), created by
+// New and removed by Close. Secrets therefore never appear in argv, in the
+// environment, in URLs, in HTTP headers chosen by git-sync, or in files; and
+// nothing keeps running once git-sync has exited (there is no daemon to
+// outlive it, unlike git's credential-cache). A git-sync killed with
+// SIGKILL leaves its empty directory behind; the next New of the same user
+// removes such directories once nobody listens on their socket.
+//
+// git never prompts: GIT_TERMINAL_PROMPT=0, an empty GIT_ASKPASS (which also
+// stops git from falling back to core.askPass or SSH_ASKPASS) and
+// SSH_ASKPASS_REQUIRE=never, and ssh runs with BatchMode=yes. With no
+// matching credentials the helper answers nothing and git fails.
+//
+// # Which credentials answer a request
+//
+// credential.useHttpPath is on, so git asks with the full URL (scheme, host
+// with port, path). URLs are compared after normalisation: scheme and host
+// lower-cased, the default port of http (80) and https (443) dropped, and
+// leading and trailing slashes of the path removed (git itself strips them
+// and percent-decodes, as net/url does).
+//
+//  1. Credentials for --repo (the GitHub App token with username "-", else
+//     the last --askpass-url answer, else --username with $GITSYNC_PASSWORD
+//     or --password-file) answer only requests for exactly the --repo URL.
+//  2. Otherwise the --credential entry whose URL covers the request answers:
+//     an entry covers a request with the same scheme and host whose path
+//     equals the entry's path or continues it after a "/" (an entry without
+//     a path covers the whole host). When several entries cover a request
+//     the one with the longest path wins; among equal paths the first given.
+//  3. Otherwise the helper answers nothing.
+//
+// Password files (--password-file and the password-file of --credential
+// entries) are re-read by every Refresh; one trailing line break (LF or CRLF)
+// is removed, since secrets mounted from files usually end with one.
+//
+// # SSH
+//
+// Env sets GIT_SSH_COMMAND (built by the pure SSHCommand): a user-set
+// GIT_SSH_COMMAND is kept and extended (ssh uses the first value given for
+// an option, so the user's own -o settings win over ours), BatchMode=yes,
+// one -i per key file with IdentitiesOnly=yes, and strict host key checking
+// against the known-hosts file unless --ssh-known-hosts=false. The default
+// key file (/etc/git-secret/ssh) is used only if it exists. A missing
+// non-default key file, or a missing known-hosts file with checking on, is
+// an error from New when --repo is an SSH URL (ssh://, git+ssh://,
+// ssh+git:// or scp-like host:path); for other repos it is only logged (ssh
+// may still be reached through submodules, and would then fail with its own
+// message), so that deployments that set these flags for every repo keep
+// working. GIT_SSH_COMMAND takes precedence over a core.sshCommand given
+// with --git-config (put ssh options in GIT_SSH_COMMAND instead, as with
+// upstream git-sync). ssh writes nothing under HOME with these options, so an unset or
+// read-only HOME is fine (ssh still needs a passwd entry for the UID: see
+// --add-user).
+//
+// # GitHub App
+//
+// An installation token is fetched with an RS256 JWT signed by the app's
+// private key (PKCS#1 or PKCS#8 PEM) and renewed by Refresh when it expires
+// within 30 seconds.
+package auth
