@@ -15,6 +15,9 @@ package gittest
 
 import (
 	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // DefaultBranch is the name of the branch NewRepo creates and checks out.
@@ -242,25 +246,176 @@ func (r *Repo) TryCommit(files map[string]string, msg string) (string, error) {
 	return r.gitLocked("rev-parse", "HEAD")
 }
 
-// TryCommitTracked is a fast TryCommit for load tests: it writes files,
-// which must all be tracked already (committed earlier), and commits every
-// change to tracked files with a single `git commit --all`, without staging
-// new files and without reporting the hash (use Head). It returns an error
-// instead of failing the test, so it may run in any goroutine.
-func (r *Repo) TryCommitTracked(files map[string]string, msg string) error {
+// TryCommitFast commits a snapshot without running git, for load tests
+// that need tens of commits per second on a busy machine: it writes the
+// blob, tree and commit objects as loose objects and moves the current
+// branch with a lock-and-rename, as git does. The new commit's tree holds
+// exactly files (nothing else from earlier commits), its parent is the
+// branch's current tip, and the working tree and index are NOT updated, so
+// do not mix it with Commit on the same branch afterwards. The branch must
+// be stored as a loose ref (true for fixture repos, which never pack refs).
+// It returns the new commit's hash, or an error (it never fails the test,
+// so it may run in any goroutine).
+func (r *Repo) TryCommitFast(files map[string]string, msg string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for name, content := range files {
-		p, err := r.path(name)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
+	gitDir := filepath.Join(r.dir, ".git")
+	head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return "", fmt.Errorf("commit: %w", err)
 	}
-	_, err := r.gitLocked("commit", "--quiet", "--all", "--allow-empty", "--no-verify", "-m", msg)
-	return err
+	ref, ok := strings.CutPrefix(strings.TrimSpace(string(head)), "ref: ")
+	if !ok || !strings.HasPrefix(ref, "refs/heads/") {
+		return "", fmt.Errorf("commit: HEAD is not on a branch: %q", head)
+	}
+	refPath := filepath.Join(gitDir, filepath.FromSlash(ref))
+	var parent string
+	if b, err := os.ReadFile(refPath); err == nil {
+		parent = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("commit: %w", err)
+	}
+
+	root := &treeNode{}
+	for name, content := range files {
+		if _, err := r.path(name); err != nil {
+			return "", err
+		}
+		root.add(strings.Split(filepath.ToSlash(filepath.Clean(name)), "/"), content)
+	}
+	tree, err := root.write(gitDir)
+	if err != nil {
+		return "", err
+	}
+	var c strings.Builder
+	fmt.Fprintf(&c, "tree %s\n", tree)
+	if parent != "" {
+		fmt.Fprintf(&c, "parent %s\n", parent)
+	}
+	stamp := fmt.Sprintf("%d +0000", time.Now().Unix())
+	fmt.Fprintf(&c, "author gittest <gittest@example.invalid> %s\n", stamp)
+	fmt.Fprintf(&c, "committer gittest <gittest@example.invalid> %s\n\n%s\n", stamp, msg)
+	commit, err := writeObject(gitDir, "commit", []byte(c.String()))
+	if err != nil {
+		return "", err
+	}
+
+	// Move the branch the way git does: create ref.lock exclusively, write,
+	// rename over the ref.
+	lock := refPath + ".lock"
+	f, err := os.OpenFile(lock, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("commit: lock %s: %w", ref, err)
+	}
+	_, werr := f.WriteString(commit + "\n")
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(lock)
+		return "", fmt.Errorf("commit: write %s: %v %v", lock, werr, cerr)
+	}
+	if err := os.Rename(lock, refPath); err != nil {
+		os.Remove(lock)
+		return "", fmt.Errorf("commit: %w", err)
+	}
+	return commit, nil
+}
+
+// treeNode is a directory being assembled by TryCommitFast.
+type treeNode struct {
+	blobs map[string]string    // file name -> content
+	dirs  map[string]*treeNode // subdirectory name -> node
+}
+
+func (n *treeNode) add(parts []string, content string) {
+	if len(parts) == 1 {
+		if n.blobs == nil {
+			n.blobs = map[string]string{}
+		}
+		n.blobs[parts[0]] = content
+		return
+	}
+	if n.dirs == nil {
+		n.dirs = map[string]*treeNode{}
+	}
+	child := n.dirs[parts[0]]
+	if child == nil {
+		child = &treeNode{}
+		n.dirs[parts[0]] = child
+	}
+	child.add(parts[1:], content)
+}
+
+// write stores the tree (and everything below it) and returns its hash.
+func (n *treeNode) write(gitDir string) (string, error) {
+	type entry struct{ mode, name, sortKey, id string }
+	var ents []entry
+	for name, content := range n.blobs {
+		id, err := writeObject(gitDir, "blob", []byte(content))
+		if err != nil {
+			return "", err
+		}
+		ents = append(ents, entry{"100644", name, name, id})
+	}
+	for name, child := range n.dirs {
+		id, err := child.write(gitDir)
+		if err != nil {
+			return "", err
+		}
+		// git orders a directory as if its name ended with "/".
+		ents = append(ents, entry{"40000", name, name + "/", id})
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].sortKey < ents[j].sortKey })
+	var buf bytes.Buffer
+	for _, e := range ents {
+		raw, err := hex.DecodeString(e.id)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&buf, "%s %s\x00", e.mode, e.name)
+		buf.Write(raw)
+	}
+	return writeObject(gitDir, "tree", buf.Bytes())
+}
+
+// writeObject stores a loose object of type typ and returns its SHA-1
+// hash. An object that already exists is left alone.
+func writeObject(gitDir, typ string, content []byte) (string, error) {
+	header := fmt.Sprintf("%s %d\x00", typ, len(content))
+	h := sha1.New()
+	h.Write([]byte(header))
+	h.Write(content)
+	id := hex.EncodeToString(h.Sum(nil))
+	dir := filepath.Join(gitDir, "objects", id[:2])
+	path := filepath.Join(dir, id[2:])
+	if _, err := os.Stat(path); err == nil {
+		return id, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("write object: %w", err)
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write([]byte(header))
+	zw.Write(content)
+	if err := zw.Close(); err != nil {
+		return "", fmt.Errorf("write object: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "tmp_obj_")
+	if err != nil {
+		return "", fmt.Errorf("write object: %w", err)
+	}
+	_, werr := tmp.Write(z.Bytes())
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("write object %s: %v %v", id, werr, cerr)
+	}
+	os.Chmod(tmp.Name(), 0o444)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("write object: %w", err)
+	}
+	return id, nil
 }
 
 // Remove deletes paths (relative to the repository) from the working tree;

@@ -169,21 +169,74 @@ func TestConcurrentTryCommit(t *testing.T) {
 	}
 }
 
-func TestTryCommitTracked(t *testing.T) {
-	r := NewRepo(t)
-	r.Commit(map[string]string{"a": "1", "d/b": "1"}, "c1")
-	if err := r.TryCommitTracked(map[string]string{"a": "2", "d/b": "2"}, "c2"); err != nil {
+func TestTryCommitFastWritesValidObjects(t *testing.T) {
+	r, first := NewRepoWithCommit(t)
+	files := map[string]string{
+		"a.txt":       "1\n",
+		"a-b.txt":     "x",
+		"a/inner.txt": "same\n",
+		"a0/z":        "same\n",
+		"d/e/f/g.txt": "deep",
+		"empty":       "",
+	}
+	h, err := r.TryCommitFast(files, "fast one")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Show("HEAD", "d/b"); got != "2" {
-		t.Errorf("d/b at HEAD = %q, want 2", got)
+	if len(h) != 40 {
+		t.Fatalf("hash %q", h)
 	}
-	if n := r.Git("rev-list", "--count", "HEAD"); n != "2" {
-		t.Errorf("commit count = %s, want 2", n)
+	if got := r.Head("HEAD"); got != h {
+		t.Errorf("HEAD = %s, want %s", got, h)
 	}
-	if err := r.TryCommitTracked(map[string]string{"new/untracked": "x"}, "c3"); err == nil {
-		t.Errorf("writing into a missing directory succeeded")
+	if got := r.Git("rev-parse", "HEAD^"); got != first {
+		t.Errorf("parent = %s, want %s", got, first)
 	}
+	r.Git("fsck", "--strict", "--no-dangling")
+	for name, content := range files {
+		if got := r.Show(h, name); got != content {
+			t.Errorf("%s = %q, want %q", name, got, content)
+		}
+	}
+	if got := strings.Join(r.Files(h), ","); got != "a-b.txt,a.txt,a/inner.txt,a0/z,d/e/f/g.txt,empty" {
+		t.Errorf("files = %s", got)
+	}
+	if got := r.Git("log", "-1", "--format=%s|%an|%ce", h); got != "fast one|gittest|gittest@example.invalid" {
+		t.Errorf("commit metadata = %q", got)
+	}
+	h2, err := r.TryCommitFast(map[string]string{"a.txt": "2\n"}, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Git("rev-parse", h2+"^"); got != h {
+		t.Errorf("second commit's parent = %s, want %s", got, h)
+	}
+	r.Git("fsck", "--strict", "--no-dangling")
+
+	// A client fetches it like any commit.
+	dst := t.TempDir()
+	env := Env(t)
+	if _, err := RunGit(dst, env, "init", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunGit(dst, env, "fetch", "--quiet", "--depth=1", r.URL(), DefaultBranch); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := RunGit(dst, env, "rev-parse", "FETCH_HEAD"); got != h2 {
+		t.Errorf("fetched %s, want %s", got, h2)
+	}
+}
+
+func TestTryCommitFastOnEmptyRepo(t *testing.T) {
+	r := NewRepo(t)
+	h, err := r.TryCommitFast(map[string]string{"x": "y"}, "root commit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Git("rev-list", "--count", h); got != "1" {
+		t.Errorf("a root commit has %s commits in its history", got)
+	}
+	r.Git("fsck", "--strict", "--no-dangling")
 }
 
 func TestBadFileNamesAreRejected(t *testing.T) {

@@ -455,12 +455,14 @@ func (r *Repo) removeLegacy() bool {
 	if r.legacyPath == "" {
 		return false
 	}
-	name := filepath.Base(r.legacyPath)
 	if err := os.RemoveAll(r.legacyPath); err != nil {
 		r.log.Error("remove old-layout worktree", "path", r.legacyPath, "error", err.Error())
 		return false
 	}
-	_ = os.RemoveAll(filepath.Join(r.gitDir, "worktrees", name))
+	// Its administrative directory may share its name with the new
+	// worktree's (v3 named worktrees by bare hash too): let prune find the
+	// one whose worktree is gone instead of guessing by name.
+	r.pruneAdminDirs()
 	r.log.Info("removed old-layout worktree", "path", r.legacyPath)
 	r.legacyPath = ""
 	return true
