@@ -18,9 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"gitsync/internal/auth"
 	"gitsync/internal/config"
 	"gitsync/internal/hook"
@@ -113,9 +110,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 		return fmt.Errorf("find own executable: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
+	m := metrics.New()
 
 	root, err := repo.CanonicalRoot(cfg.Root)
 	if err != nil {
@@ -125,11 +120,14 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 	var loop *syncloop.Loop
 	var srv *server.Server
 	if cfg.HTTPBind != "" {
-		srv, err = server.Listen(server.Options{
-			Bind: cfg.HTTPBind, Metrics: cfg.HTTPMetrics, Pprof: cfg.HTTPPprof,
-			Gatherer: reg, Log: log,
+		opts := server.Options{
+			Bind: cfg.HTTPBind, Pprof: cfg.HTTPPprof, Log: log,
 			Ready: func() bool { return loop != nil && loop.Ready() },
-		})
+		}
+		if cfg.HTTPMetrics {
+			opts.Metrics = m
+		}
+		srv, err = server.Listen(opts)
 		if err != nil {
 			return fmt.Errorf("listen on --http-bind %s: %w", cfg.HTTPBind, err)
 		}

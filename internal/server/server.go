@@ -19,9 +19,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // readHeaderTimeout bounds how long a client may take to send its request
@@ -35,12 +32,10 @@ type Options struct {
 	// would listen on a random port: callers do not start the endpoint
 	// when --http-bind is unset.
 	Bind string
-	// Metrics serves Gatherer at /metrics.
-	Metrics bool
+	// Metrics, if not nil, is served at /metrics.
+	Metrics http.Handler
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
-	// Gatherer supplies the metrics; required when Metrics is set.
-	Gatherer prometheus.Gatherer
 	// Ready reports whether the first sync has succeeded. It is called on
 	// every readiness request and must be safe for concurrent use. Nil
 	// means never ready.
@@ -59,9 +54,6 @@ type Server struct {
 // call Serve. Binding here, not in Serve, lets the caller report a bad or
 // busy address before doing anything else.
 func Listen(opts Options) (*Server, error) {
-	if opts.Metrics && opts.Gatherer == nil {
-		return nil, errors.New("http server: metrics enabled without a gatherer")
-	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,8 +88,8 @@ func newMux(opts Options) *http.ServeMux {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	if opts.Metrics {
-		mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	if opts.Metrics != nil {
+		mux.Handle("/metrics", opts.Metrics)
 	}
 	if opts.Pprof {
 		// pprof.Index also serves the named profiles (heap, goroutine,

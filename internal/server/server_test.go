@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // start listens on a free loopback port, serves in the background and
@@ -78,33 +76,18 @@ func TestNilReadyIsNotReady(t *testing.T) {
 	}
 }
 
-func newGatherer(t *testing.T) prometheus.Gatherer {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "test_things_total", Help: "Things."})
-	reg.MustRegister(c)
-	c.Add(3)
-	return reg
-}
-
 func TestMetrics(t *testing.T) {
-	g := newGatherer(t)
-	on := start(t, Options{Metrics: true, Gatherer: g})
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "test_things_total 3\n") })
+	on := start(t, Options{Metrics: h})
 	code, body := get(t, on, "/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "test_things_total 3\n") {
 		t.Errorf("metrics on: GET /metrics = %d %q", code, body)
 	}
 	// Without the option the path is not metrics (it falls to readiness).
-	off := start(t, Options{Gatherer: g})
+	off := start(t, Options{})
 	code, body = get(t, off, "/metrics")
 	if code == http.StatusOK || strings.Contains(body, "test_things_total") {
 		t.Errorf("metrics off: GET /metrics = %d %q", code, body)
-	}
-}
-
-func TestMetricsNeedsGatherer(t *testing.T) {
-	if _, err := Listen(Options{Bind: "127.0.0.1:0", Metrics: true}); err == nil {
-		t.Error("Listen with Metrics and no Gatherer succeeded")
 	}
 }
 
