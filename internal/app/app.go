@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -165,27 +166,40 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 	}
 	defer r.Close()
 
+	// Hook runners stop with the run; waiting for them guarantees that a
+	// hook killed at shutdown has been reaped before git-sync exits.
 	hookCtx, stopHooks := context.WithCancel(ctx)
-	defer stopHooks()
+	var hooksDone sync.WaitGroup
+	startRunner := func(r *hook.Runner) {
+		hooksDone.Add(1)
+		go func() {
+			defer hooksDone.Done()
+			r.Run(hookCtx)
+		}()
+	}
+	defer func() {
+		stopHooks()
+		hooksDone.Wait()
+	}()
 	onRun := func(name, status string) { m.HookRun(name, status) }
 	var pre syncloop.Hook
 	if cfg.PrePublishHook.Command != "" {
 		h := hook.NewExec("pre-publish-exechook", cfg.PrePublishHook, r.WorktreeDir, r.Env(), log)
 		runner := hook.NewRunner(h, cfg.PrePublishHook.Backoff, log, onRun)
-		go runner.Run(hookCtx)
+		startRunner(runner)
 		pre = runner
 	}
 	var post []syncloop.Hook
 	if cfg.ExecHook.Command != "" {
 		h := hook.NewExec("exechook", cfg.ExecHook, r.WorktreeDir, r.Env(), log)
 		runner := hook.NewRunner(h, cfg.ExecHook.Backoff, log, onRun)
-		go runner.Run(hookCtx)
+		startRunner(runner)
 		post = append(post, runner)
 	}
 	if cfg.Webhook.URL != "" {
 		h := hook.NewWebhook(cfg.Webhook, log)
 		runner := hook.NewRunner(h, cfg.Webhook.Backoff, log, onRun)
-		go runner.Run(hookCtx)
+		startRunner(runner)
 		post = append(post, runner)
 	}
 

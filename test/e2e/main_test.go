@@ -971,10 +971,12 @@ func tryMetric(addr, name string, labels ...string) float64 {
 func waitForMetric(t testing.TB, addr string, cond func(float64) bool, what string, name string, labels ...string) {
 	t.Helper()
 	var last float64
-	waitFor(t, syncDeadline, func() bool {
+	if !poll(syncDeadline, func() bool {
 		last = tryMetric(addr, name, labels...)
 		return last >= 0 && cond(last)
-	}, "%s: %s%v (last value %v)", what, name, labels, last)
+	}) {
+		t.Fatalf("%s: %s%v (last value %v)", what, name, labels, last)
+	}
 }
 
 // ---------------------------------------------------------------------------
