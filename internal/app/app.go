@@ -96,6 +96,7 @@ func version() string {
 
 // run does the work of one process lifetime.
 func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger) error {
+	env = childEnv(env)
 	if cfg.AddUser {
 		if err := addUser("/etc/passwd"); err != nil {
 			return err

@@ -40,7 +40,9 @@ func SSHCommand(o SSHOptions) string {
 	}
 	parts = append(parts, "-o", "BatchMode=yes")
 	for _, k := range o.KeyFiles {
-		parts = append(parts, "-i", shellQuote(sshPercentEscape(k)))
+		// Not -i: ssh checks a -i path literally before expanding its
+		// %-tokens, so a path containing '%' cannot be given that way.
+		parts = append(parts, "-o", shellQuote("IdentityFile="+sshConfigWord(sshPercentEscape(k))))
 	}
 	if len(o.KeyFiles) > 0 {
 		// Without keys, leave ssh its defaults (~/.ssh/id_*, an agent).

@@ -21,22 +21,22 @@ func TestSSHCommand(t *testing.T) {
 		{
 			name: "one key",
 			in:   SSHOptions{KeyFiles: []string{"/etc/git-secret/ssh"}, KnownHosts: true, KnownHostsFile: "/kh"},
-			want: "ssh -o BatchMode=yes -i /etc/git-secret/ssh -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/kh",
+			want: "ssh -o BatchMode=yes -o IdentityFile=/etc/git-secret/ssh -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/kh",
 		},
 		{
 			name: "two keys, known hosts off",
 			in:   SSHOptions{KeyFiles: []string{"/k/a", "/k/b"}, KnownHostsFile: "/ignored"},
-			want: "ssh -o BatchMode=yes -i /k/a -i /k/b -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+			want: "ssh -o BatchMode=yes -o IdentityFile=/k/a -o IdentityFile=/k/b -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
 		},
 		{
 			name: "user's command extended",
 			in:   SSHOptions{Base: "  ssh -F /my/config  ", KeyFiles: []string{"/k"}},
-			want: "ssh -F /my/config -o BatchMode=yes -i /k -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+			want: "ssh -F /my/config -o BatchMode=yes -o IdentityFile=/k -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
 		},
 		{
 			name: "paths quoted for the shell and for ssh",
 			in:   SSHOptions{KeyFiles: []string{"/my keys/it's"}, KnownHosts: true, KnownHostsFile: "/a b/100%/k\"h"},
-			want: `ssh -o BatchMode=yes -i '/my keys/it'\''s' -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/a b/100%%/k\"h"'`,
+			want: `ssh -o BatchMode=yes -o 'IdentityFile="/my keys/it'\''s"' -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/a b/100%%/k\"h"'`,
 		},
 		{
 			name: "verbose",
@@ -69,8 +69,8 @@ func TestSSHCommandShellWords(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	want := []string{
 		"-o", "BatchMode=yes",
-		"-i", "/my keys/it's $HOME `x`",
-		"-i", "/plain",
+		"-o", "IdentityFile=\"/my keys/it's $HOME `x`\"",
+		"-o", "IdentityFile=/plain",
 		"-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", `UserKnownHostsFile="/k h"`,
