@@ -468,12 +468,16 @@ func (r *Repo) removeLegacy() bool {
 	return true
 }
 
-// dropRefs deletes every branch, tag and remote-tracking ref. git-sync
+// dropRefs deletes every branch, tag and remote-tracking ref and every
+// reflog. git-sync
 // itself keeps none (FETCH_HEAD and the worktrees' HEADs are all it needs);
 // refs left by git-sync v3 or by hand would pin superseded commits against
 // gc forever.
 func (r *Repo) dropRefs() {
 	_ = os.Remove(filepath.Join(r.gitDir, "packed-refs"))
+	// Reflogs pin every commit they ever named; git-sync writes none itself
+	// (core.logAllRefUpdates=false), so drop those an earlier tool left.
+	_ = os.RemoveAll(filepath.Join(r.gitDir, "logs"))
 	for _, d := range []string{"heads", "tags", "remotes"} {
 		dir := filepath.Join(r.gitDir, "refs", d)
 		entries, _ := os.ReadDir(dir)
@@ -481,28 +485,4 @@ func (r *Repo) dropRefs() {
 			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}
-}
-
-// gcArgs maps --git-gc to the git command that collects garbage.
-func gcArgs(mode string) []string {
-	switch mode {
-	case config.GCAuto:
-		return []string{"gc", "--auto", "--quiet"}
-	case config.GCAlways:
-		return []string{"gc", "--prune=now", "--quiet"}
-	case config.GCAggressive:
-		return []string{"gc", "--aggressive", "--prune=now", "--quiet"}
-	}
-	return nil
-}
-
-func (r *Repo) gc(ctx context.Context) error {
-	args := gcArgs(r.opts.GitGC)
-	if args == nil {
-		return nil
-	}
-	if _, err := r.git.Run(ctx, r.root, args...); err != nil {
-		return fmt.Errorf("collect garbage: %w", err)
-	}
-	return nil
 }

@@ -135,25 +135,62 @@ func (r *Repo) writeSparseFile(admin string) error {
 }
 
 // updateSubmodules checks out the submodules of the worktree in dir, only
-// when the commit has any.
+// when the commit has any. With sparse checkout only the submodules inside
+// the selection are checked out (git would otherwise populate every one).
 func (r *Repo) updateSubmodules(ctx context.Context, dir string) error {
 	if r.opts.Submodules == config.SubmodulesOff {
 		return nil
 	}
-	if _, err := os.Lstat(filepath.Join(dir, ".gitmodules")); err != nil {
+	var paths []string
+	if r.opts.SparseCheckoutFile != "" {
+		out, err := r.git.Run(ctx, dir, "ls-files", "-z", "--stage", "-t")
+		if err != nil {
+			return fmt.Errorf("list submodules: %w", err)
+		}
+		if paths = selectedGitlinks(out); len(paths) == 0 {
+			return nil
+		}
+	} else if _, err := os.Lstat(filepath.Join(dir, ".gitmodules")); err != nil {
 		return nil
 	}
-	args := []string{"submodule", "update", "--init", "--force"}
-	if r.opts.Submodules == config.SubmodulesRecursive {
-		args = append(args, "--recursive")
+	// The URLs in .gitmodules may have changed since an earlier commit wrote
+	// them into the shared repository config.
+	if _, err := r.git.Run(ctx, dir, "submodule", "sync", "--quiet", "--recursive"); err != nil {
+		return fmt.Errorf("sync submodule URLs: %w", err)
 	}
-	if r.opts.Depth > 0 {
-		args = append(args, fmt.Sprintf("--depth=%d", r.opts.Depth))
-	}
-	if _, err := r.git.Run(ctx, dir, args...); err != nil {
+	if _, err := r.git.Run(ctx, dir, submoduleArgs(r.opts.Submodules, r.opts.Depth, paths)...); err != nil {
 		return fmt.Errorf("update submodules: %w", err)
 	}
 	return nil
+}
+
+// submoduleArgs builds the argv that checks out submodules.
+func submoduleArgs(mode string, depth int, paths []string) []string {
+	args := []string{"submodule", "update", "--init", "--force"}
+	if mode == config.SubmodulesRecursive {
+		args = append(args, "--recursive")
+	}
+	if depth > 0 {
+		args = append(args, fmt.Sprintf("--depth=%d", depth))
+	}
+	if len(paths) > 0 {
+		args = append(append(args, "--"), paths...)
+	}
+	return args
+}
+
+// selectedGitlinks returns the submodule paths in `git ls-files -z --stage
+// -t` output that are inside the sparse selection (not tagged S).
+func selectedGitlinks(lsFiles string) []string {
+	var paths []string
+	for _, ent := range strings.Split(lsFiles, "\x00") {
+		meta, path, ok := strings.Cut(ent, "\t")
+		f := strings.Fields(meta)
+		if ok && len(f) == 4 && f[1] == "160000" && f[0] != "S" {
+			paths = append(paths, path)
+		}
+	}
+	return paths
 }
 
 // removeWorktree deletes the worktree of hash and its administrative
