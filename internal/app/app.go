@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -62,6 +63,13 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version())
 		return exitOK
 	}
+	if !hasEnv(env, "GOGC") {
+		// git-sync's live heap is tiny; the default pacing lets the heap
+		// (and RSS) drift up by several MiB between collections. A lower
+		// target keeps the steady state near 11 MiB at no measurable CPU
+		// cost (issue 6: 0.67 vs 0.65 ms per idle poll).
+		debug.SetGCPercent(25)
+	}
 	log := newLogger(stderr, res.Config.Verbosity)
 	for _, w := range res.Warnings {
 		log.Warn(w)
@@ -73,6 +81,15 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+func hasEnv(env []string, name string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func newLogger(w io.Writer, verbosity int) *slog.Logger {

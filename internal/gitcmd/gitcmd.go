@@ -76,10 +76,16 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 	procgroup.Prepare(cmd)
 
 	start := time.Now()
-	r.Log.Log(ctx, LevelCommand, "running git", "args", Redact(strings.Join(args, " ")), "dir", dir)
+	// Building the log attributes costs more than the idle poll's own Go
+	// work, so do it only when they will be written.
+	if r.Log.Enabled(ctx, LevelCommand) {
+		r.Log.Log(ctx, LevelCommand, "running git", "args", Redact(strings.Join(args, " ")), "dir", dir)
+	}
 	err := cmd.Run()
-	r.Log.Log(ctx, LevelOutput, "git finished", "args", Redact(strings.Join(args, " ")),
-		"duration", time.Since(start), "stdout", Redact(stdout.String()), "stderr", Redact(stderr.String()))
+	if r.Log.Enabled(ctx, LevelOutput) {
+		r.Log.Log(ctx, LevelOutput, "git finished", "args", Redact(strings.Join(args, " ")),
+			"duration", time.Since(start), "stdout", Redact(stdout.String()), "stderr", Redact(stderr.String()))
+	}
 	if err != nil {
 		code := -1
 		var exitErr *exec.ExitError
