@@ -97,16 +97,16 @@ func TestPickRemoteRef(t *testing.T) {
 	}
 }
 
-func TestGCArgs(t *testing.T) {
-	cases := map[string][]string{
+func TestGCCommands(t *testing.T) {
+	cases := map[string][][]string{
 		"off":        nil,
-		"auto":       {"gc", "--auto", "--quiet"},
-		"always":     {"gc", "--prune=now", "--quiet"},
-		"aggressive": {"gc", "--aggressive", "--prune=now", "--quiet"},
+		"auto":       {{"gc", "--auto", "--quiet"}},
+		"always":     {{"repack", "-a", "-d", "-q"}, {"prune", "--expire=now"}},
+		"aggressive": {{"gc", "--aggressive", "--prune=now", "--quiet"}},
 	}
 	for mode, want := range cases {
-		if got := gcArgs(mode); !reflect.DeepEqual(got, want) {
-			t.Errorf("gcArgs(%q) = %v, want %v", mode, got, want)
+		if got := gcCommands(mode); !reflect.DeepEqual(got, want) {
+			t.Errorf("gcCommands(%q) = %v, want %v", mode, got, want)
 		}
 	}
 }

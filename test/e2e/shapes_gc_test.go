@@ -15,11 +15,13 @@ import (
 	"gitsync/internal/gittest"
 )
 
-// shapeGCCalls returns the recorded argument lines of the gc invocations.
+// shapeGCCalls returns the recorded argument lines of the commands that
+// start a garbage collection: `git gc`, or the `git repack -a` with which
+// --git-gc=always collects.
 func shapeGCCalls(w wrapper) []string {
 	var out []string
 	for _, c := range w.Calls() {
-		if f := strings.Fields(c); len(f) > 0 && f[0] == "gc" {
+		if f := strings.Fields(c); len(f) > 0 && (f[0] == "gc" || f[0] == "repack") {
 			out = append(out, c)
 		}
 	}
