@@ -417,7 +417,7 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	legacyRemoved := r.removeLegacy()
 	removed, err := r.finish(ctx, time.Now())
 	if err == nil && legacyRemoved && removed == 0 {
-		err = r.afterRemoval(ctx)
+		err = r.gc(ctx)
 	}
 	return res, err
 }
@@ -429,24 +429,19 @@ func (r *Repo) idle(ctx context.Context, now time.Time) (Result, error) {
 }
 
 // finish removes expired worktrees and, if any were removed, collects
-// garbage.
+// garbage. The safe.directory entries of removed worktrees stay until the
+// next config write (after the next build): an entry naming a missing path
+// is harmless, and rewriting the file here doubled the config writes of
+// every update.
 func (r *Repo) finish(ctx context.Context, now time.Time) (int, error) {
 	removed, err := r.cleanup(r.published, now)
 	if err != nil {
 		return removed, err
 	}
 	if removed > 0 {
-		err = r.afterRemoval(ctx)
+		err = r.gc(ctx)
 	}
 	return removed, err
-}
-
-// afterRemoval refreshes safe.directory entries and runs gc per --git-gc.
-func (r *Repo) afterRemoval(ctx context.Context) error {
-	if err := r.writeManagedConfig(); err != nil {
-		return err
-	}
-	return r.gc(ctx)
 }
 
 // removeLegacy removes the git-sync v3 worktree the link pointed at when

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// fixtureVersion names the generator's output format. Bump it whenever the
+// generator changes what it writes, so that cached fixtures from an older
+// generator are never mistaken for current ones.
+const fixtureVersion = "v1"
+
+// fixtureBranch is the branch every fixture (and every benchmark run) uses.
+const fixtureBranch = "main"
+
+// fixtureEpoch is the author and committer date of the first fixture commit;
+// each later commit is one minute after the previous one. Fixed dates (and a
+// fixed author) make the commit hashes a pure function of the spec.
+const fixtureEpoch = 1700000000
+
+// fixtureSpec describes one generated upstream repository. The tree is
+// Tops top-level directories, each holding Subs subdirectories, each holding
+// Files files; the first commit adds them all, later commits edit a few
+// files each (and every tenth commit adds one), the way a busy source
+// repository evolves.
+type fixtureSpec struct {
+	Name    string
+	Tops    int
+	Subs    int
+	Files   int
+	Commits int
+	Seed    uint64
+}
+
+// fixtureSpecs are the two repository sizes the benchmark runs against.
+var fixtureSpecs = map[string]fixtureSpec{
+	// ~100 files in 12 directories, 50 commits.
+	"small": {Name: "small", Tops: 2, Subs: 5, Files: 10, Commits: 50, Seed: 0x5eed0001},
+	// ~20,000 files in 1,040 directories, 2,000 commits.
+	"medium": {Name: "medium", Tops: 40, Subs: 25, Files: 20, Commits: 2000, Seed: 0x5eed0002},
+}
+
+// fixture is a generated bare repository, ready to be copied and served.
+type fixture struct {
+	Spec fixtureSpec
+	Dir  string // the bare repository
+	Head string // the hash of refs/heads/main
+}
+
+// rng is a splitmix64 generator: tiny, fast and, unlike the standard
+// library's generators, guaranteed by this file alone to give the same
+// sequence on every Go version.
+type rng struct{ state uint64 }
+
+func (r *rng) next() uint64 {
+	r.state += 0x9e3779b97f4a7c15
+	z := r.state
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// intn returns a number in [0, n).
+func (r *rng) intn(n int) int { return int(r.next() % uint64(n)) }
+
+// words is the vocabulary of the generated files; the result looks enough
+// like source code that git's compression and deltas behave as on real
+// repositories.
+var words = strings.Fields(`func return if else for range var const type struct
+interface map chan select case default package import error nil true false
+string int uint byte rune len cap append make new copy delete panic recover
+config sync fetch worktree commit hash ref depth link root period timeout
+value result buffer reader writer context cancel deadline retry backoff
+metrics counter gauge summary histogram label status success noop http`)
+
+// fileLine returns one pseudo-random line of "code".
+func fileLine(r *rng) string {
+	var b strings.Builder
+	b.WriteString(strings.Repeat("\t", r.intn(3)))
+	n := 2 + r.intn(8)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(words[r.intn(len(words))])
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// fileBody returns the lines of a new file.
+func fileBody(r *rng) []string {
+	lines := make([]string, 8+r.intn(60))
+	for i := range lines {
+		lines[i] = fileLine(r)
+	}
+	return lines
+}
+
+// fileRev edits a few lines of a file in place (replacing some, sometimes
+// appending one), the typical shape of a commit.
+func fileRev(r *rng, lines []string) []string {
+	for n := 1 + r.intn(3); n > 0; n-- {
+		lines[r.intn(len(lines))] = fileLine(r)
+	}
+	if r.intn(4) == 0 {
+		lines = append(lines, fileLine(r))
+	}
+	return lines
+}
+
+// writeFastImport writes the fast-import stream that builds the fixture.
+func writeFastImport(w io.Writer, spec fixtureSpec) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	r := &rng{state: spec.Seed}
+	var paths []string
+	content := make(map[string][]string)
+	dirs := make([]string, 0, spec.Tops*spec.Subs)
+	for t := 0; t < spec.Tops; t++ {
+		for s := 0; s < spec.Subs; s++ {
+			dirs = append(dirs, fmt.Sprintf("pkg%02d/mod%02d", t, s))
+		}
+	}
+	nextFile := make(map[string]int)
+	addFile := func(dir string) string {
+		p := fmt.Sprintf("%s/file%03d.go", dir, nextFile[dir])
+		nextFile[dir]++
+		paths = append(paths, p)
+		content[p] = fileBody(r)
+		return p
+	}
+	data := func(s string) {
+		fmt.Fprintf(bw, "data %d\n%s\n", len(s), s)
+	}
+	modify := func(p string) {
+		fmt.Fprintf(bw, "M 100644 inline %s\n", p)
+		data(strings.Join(content[p], ""))
+	}
+	for c := 0; c < spec.Commits; c++ {
+		when := fixtureEpoch + 60*int64(c)
+		var changed []string
+		msg := fmt.Sprintf("commit %d of the %s fixture\n", c+1, spec.Name)
+		if c == 0 {
+			for _, d := range dirs {
+				for f := 0; f < spec.Files; f++ {
+					changed = append(changed, addFile(d))
+				}
+			}
+			readme := "README.md"
+			content[readme] = []string{"# " + spec.Name + " benchmark fixture\n", "Generated by gitsync bench.\n"}
+			changed = append(changed, readme)
+		} else {
+			for n := 1 + r.intn(8); n > 0; n-- {
+				p := paths[r.intn(len(paths))]
+				content[p] = fileRev(r, content[p])
+				changed = append(changed, p)
+			}
+			if c%10 == 0 {
+				changed = append(changed, addFile(dirs[r.intn(len(dirs))]))
+			}
+		}
+		fmt.Fprintf(bw, "commit refs/heads/%s\n", fixtureBranch)
+		fmt.Fprintf(bw, "author Bench Fixture <bench@example.invalid> %d +0000\n", when)
+		fmt.Fprintf(bw, "committer Bench Fixture <bench@example.invalid> %d +0000\n", when)
+		data(msg)
+		for _, p := range changed {
+			modify(p)
+		}
+		bw.WriteString("\n")
+	}
+	bw.WriteString("done\n")
+	return bw.Flush()
+}
+
+// gitEnv is the environment of every git the benchmark runs for itself
+// (fixture generation, inspection): no user or system configuration.
+func gitEnv(home string) []string {
+	env := []string{
+		"HOME=" + home,
+		"PATH=" + os.Getenv("PATH"),
+		"LANG=C",
+		"LC_ALL=C",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=" + filepath.Join(home, ".gitconfig"),
+		"GIT_TERMINAL_PROMPT=0",
+	}
+	if t := os.Getenv("TMPDIR"); t != "" {
+		env = append(env, "TMPDIR="+t)
+	}
+	return env
+}
+
+// runGit runs git in dir and returns its trimmed stdout.
+func runGit(ctx context.Context, env []string, dir string, args ...string) (string, error) {
+	out, err := runGitRaw(ctx, env, dir, args...)
+	return strings.TrimSpace(string(out)), err
+}
+
+// runGitRaw runs git in dir and returns its stdout as is.
+func runGitRaw(ctx context.Context, env []string, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// generateFixture builds the fixture described by spec as a bare repository
+// at dir (which must not exist) and returns its head.
+func generateFixture(ctx context.Context, env []string, spec fixtureSpec, dir string) (string, error) {
+	if _, err := runGit(ctx, env, "", "init", "-q", "--bare", "--initial-branch="+fixtureBranch, dir); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "git", "fast-import", "--quiet", "--done")
+	cmd.Dir = dir
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	werr := writeFastImport(in, spec)
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		return "", fmt.Errorf("git fast-import: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if werr != nil {
+		return "", fmt.Errorf("writing fast-import stream: %w", werr)
+	}
+	// Repack the way a serving repository is packed, so fetches and clones
+	// are served from well-deltified packs as they would be in production.
+	if _, err := runGit(ctx, env, dir, "repack", "-a", "-d", "-f", "-q"); err != nil {
+		return "", err
+	}
+	if _, err := runGit(ctx, env, dir, "pack-refs", "--all"); err != nil {
+		return "", err
+	}
+	return runGit(ctx, env, dir, "rev-parse", "refs/heads/"+fixtureBranch)
+}
+
+// loadFixture returns the fixture for spec from the cache directory,
+// generating it first if it is missing. Generation happens in a temporary
+// directory that is renamed into place, under a lock, so concurrent runs and
+// interrupted runs never see a half-built fixture.
+func loadFixture(ctx context.Context, env []string, cache string, spec fixtureSpec, logf func(string, ...any)) (*fixture, error) {
+	base := filepath.Join(cache, fixtureVersion)
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(base, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("locking fixture cache: %w", err)
+	}
+	dir := filepath.Join(base, spec.Name+".git")
+	ready := filepath.Join(base, spec.Name+".ready")
+	if b, err := os.ReadFile(ready); err == nil {
+		if _, err := os.Stat(dir); err == nil {
+			return &fixture{Spec: spec, Dir: dir, Head: strings.TrimSpace(string(b))}, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	logf("generating the %s fixture in %s (cached for later runs)", spec.Name, dir)
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	os.RemoveAll(dir)
+	head, err := generateFixture(ctx, env, spec, tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(ready, []byte(head+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return &fixture{Spec: spec, Dir: dir, Head: head}, nil
+}
