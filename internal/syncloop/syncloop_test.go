@@ -1,0 +1,163 @@
+package syncloop
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"gitsync/internal/metrics"
+	"gitsync/internal/repo"
+)
+
+// scripted is a Syncer whose attempts follow a script: each entry is the
+// error of one attempt (nil = a successful fetch of "h<n>"). Past the end of
+// the script every attempt is an idle no-op. It stands in for the repo, not
+// for git: the loop's policy is what is under test.
+type scripted struct {
+	mu       sync.Mutex
+	script   []error
+	attempts int
+	hashDone bool
+}
+
+func (s *scripted) Sync(ctx context.Context, pre func(context.Context, string) error) (repo.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.attempts
+	s.attempts++
+	if n >= len(s.script) {
+		return repo.Result{Hash: "h"}, nil
+	}
+	if err := s.script[n]; err != nil {
+		return repo.Result{}, err
+	}
+	return repo.Result{Hash: "h", Fetched: true, Published: true, NewHash: true}, nil
+}
+
+func (s *scripted) HashDone() bool { return s.hashDone }
+
+func (s *scripted) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+var errBoom = errors.New("boom")
+
+func newLoop(t *testing.T, s Syncer, maxFailures, initMaxFailures int) (*Loop, *metrics.Metrics) {
+	t.Helper()
+	m := metrics.New()
+	l := New(Options{
+		Period: time.Millisecond, InitPeriod: time.Millisecond, SyncTimeout: time.Second,
+		MaxFailures: maxFailures, InitMaxFailures: initMaxFailures,
+		ErrorFile: filepath.Join(t.TempDir(), "error.json"), FileMode: 0o644,
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}, s, nil, m, nil, nil)
+	return l, m
+}
+
+func TestFailurePolicy(t *testing.T) {
+	ok := error(nil)
+	cases := []struct {
+		name            string
+		script          []error
+		max, initMax    int
+		wantAttempts    int
+		wantTooManyFail bool
+	}{
+		{"first failure is fatal by default", []error{errBoom}, 0, 0, 1, true},
+		{"max-failures tolerates that many in a row", []error{ok, errBoom, errBoom, errBoom}, 2, 2, 4, true},
+		{"a success resets the count", []error{ok, errBoom, errBoom, ok, errBoom, errBoom, errBoom}, 2, 2, 7, true},
+		{"init-max-failures applies before the first success", []error{errBoom, errBoom, errBoom, ok, errBoom}, 0, 3, 5, true},
+		{"init-max-failures exhausted", []error{errBoom, errBoom}, 5, 1, 2, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := &scripted{script: c.script}
+			l, _ := newLoop(t, s, c.max, c.initMax)
+			err := l.Run(context.Background())
+			if !errors.Is(err, ErrTooManyFailures) {
+				t.Fatalf("Run = %v, want ErrTooManyFailures", err)
+			}
+			if s.count() != c.wantAttempts {
+				t.Fatalf("gave up after %d attempts, want %d", s.count(), c.wantAttempts)
+			}
+			if _, err := os.Stat(l.opts.ErrorFile); err != nil {
+				t.Fatalf("error file not written on exit: %v", err)
+			}
+		})
+	}
+}
+
+func TestNegativeMaxFailuresRetriesForever(t *testing.T) {
+	script := make([]error, 51) // 50 failures, then a success
+	for i := range script[:50] {
+		script[i] = errBoom
+	}
+	s := &scripted{script: script}
+	l, _ := newLoop(t, s, -1, -1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.count() < 60 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling the attempt counter, not synchronising
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after cancel, want nil", err)
+	}
+	if s.count() < 60 || !l.Ready() {
+		t.Fatalf("attempts = %d, ready = %v: want it past the 50 failures and ready", s.count(), l.Ready())
+	}
+	if _, err := os.Stat(l.opts.ErrorFile); !os.IsNotExist(err) {
+		t.Fatalf("error file not removed after the first success: %v", err)
+	}
+}
+
+func TestRunOnceReportsFailure(t *testing.T) {
+	l, _ := newLoop(t, &scripted{script: []error{errBoom}}, 0, 0)
+	if err := l.RunOnce(context.Background()); !errors.Is(err, errBoom) {
+		t.Fatalf("RunOnce = %v, want the sync error", err)
+	}
+	l, _ = newLoop(t, &scripted{script: []error{nil}}, 0, 0)
+	if err := l.RunOnce(context.Background()); err != nil || !l.Ready() {
+		t.Fatalf("RunOnce = %v, ready = %v", err, l.Ready())
+	}
+}
+
+func TestHashDoneStopsPolling(t *testing.T) {
+	s := &scripted{script: []error{nil}, hashDone: true}
+	l, _ := newLoop(t, s, 0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.Ready() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	// An absence check: over a window of 50 periods no further attempt
+	// may start.
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-done
+	if s.count() != 1 {
+		t.Fatalf("%d attempts after the hash was published, want 1", s.count())
+	}
+}
+
+func TestTriggerCollapses(t *testing.T) {
+	l, _ := newLoop(t, &scripted{}, 0, 0)
+	for i := 0; i < 5; i++ {
+		l.Trigger() // never blocks
+	}
+	if len(l.trigger) != 1 {
+		t.Fatalf("%d pending triggers, want 1", len(l.trigger))
+	}
+}
