@@ -200,7 +200,15 @@ func (p *parser) applyEnv() error {
 				p.warn("environment variable $%s is deprecated, %s", name, p.envAdvice(o))
 			}
 		}
-		if chosen == "" || o.src == fromFlag {
+		if chosen == "" {
+			continue
+		}
+		if o.src == fromFlag {
+			// The flag wins, but a malformed variable is still an error,
+			// as in upstream, which parses the environment first.
+			if err := checkParses(o.value, p.env[chosen]); err != nil {
+				errs = append(errs, fmt.Errorf("invalid value %q for environment variable $%s: %v", p.env[chosen], chosen, err))
+			}
 			continue
 		}
 		if len(set) > 1 && !allSame(p.env, set) {

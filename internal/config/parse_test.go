@@ -622,6 +622,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"stray"}, nil, `unexpected argument "stray": git-sync takes only flags`},
 		{nil, []string{"GITSYNC_ONE_TIME=maybe"}, `invalid value "maybe" for environment variable $GITSYNC_ONE_TIME: not a boolean (use true or false)`},
 		{nil, []string{"GIT_SYNC_ONE_TIME=yes"}, `invalid value "yes" for environment variable $GIT_SYNC_ONE_TIME: not a boolean (use true or false)`},
+		// The flag wins, but a malformed variable is still reported.
+		{[]string{"--one-time"}, []string{"GITSYNC_ONE_TIME=maybe"}, `invalid value "maybe" for environment variable $GITSYNC_ONE_TIME: not a boolean (use true or false)`},
+		{[]string{"--period=1s"}, []string{"GITSYNC_PERIOD=10"}, `invalid value "10" for environment variable $GITSYNC_PERIOD: not a duration (use a number with a unit, like 10s or 500ms)`},
 		{nil, []string{"GITSYNC_PERIOD=10"}, `invalid value "10" for environment variable $GITSYNC_PERIOD: not a duration (use a number with a unit, like 10s or 500ms)`},
 		{nil, []string{"GIT_SYNC_TIMEOUT=1.5"}, `invalid value "1.5" for environment variable $GIT_SYNC_TIMEOUT: not a whole number of seconds`},
 		{nil, []string{"GITSYNC_GITHUB_APP_INSTALLATION_ID=x"}, `invalid value "x" for environment variable $GITSYNC_GITHUB_APP_INSTALLATION_ID: not an integer`},

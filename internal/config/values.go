@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"gitsync/internal/secret"
 )
 
@@ -164,3 +166,23 @@ func (v *listValue) Type() string { return "stringArray" }
 // envSetter is implemented by values whose environment form differs from a
 // single command-line use.
 type envSetter interface{ setEnv(string) error }
+
+// checkParses reports whether s is a valid value for v without changing
+// v's destination (scalar kinds only; strings and lists accept anything).
+func checkParses(v pflag.Value, s string) error {
+	switch v.(type) {
+	case boolValue:
+		return boolValue{new(bool)}.Set(s)
+	case intValue:
+		return intValue{new(int)}.Set(s)
+	case int64Value:
+		return int64Value{new(int64)}.Set(s)
+	case durationValue:
+		return durationValue{new(time.Duration)}.Set(s)
+	case floatSecondsValue:
+		return floatSecondsValue{new(time.Duration)}.Set(s)
+	case intSecondsValue:
+		return intSecondsValue{new(time.Duration)}.Set(s)
+	}
+	return nil
+}
