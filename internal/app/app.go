@@ -119,10 +119,8 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 			return err
 		}
 	}
-	fileMode := os.FileMode(0o644)
 	if cfg.GroupWrite {
 		syscall.Umask(0o002)
-		fileMode = 0o664
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -188,44 +186,36 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 	// hook killed at shutdown has been reaped before git-sync exits.
 	hookCtx, stopHooks := context.WithCancel(ctx)
 	var hooksDone sync.WaitGroup
-	startRunner := func(r *hook.Runner) {
-		hooksDone.Add(1)
-		go func() {
-			defer hooksDone.Done()
-			r.Run(hookCtx)
-		}()
-	}
 	defer func() {
 		stopHooks()
 		hooksDone.Wait()
 	}()
-	onRun := func(name, status string) { m.HookRun(name, status) }
+	startHook := func(h hook.Hook, backoff time.Duration) *hook.Runner {
+		runner := hook.NewRunner(h, backoff, log, m.HookRun)
+		hooksDone.Add(1)
+		go func() {
+			defer hooksDone.Done()
+			runner.Run(hookCtx)
+		}()
+		return runner
+	}
 	var pre syncloop.Hook
 	if cfg.PrePublishHook.Command != "" {
-		h := hook.NewExec("pre-publish-exechook", cfg.PrePublishHook, r.WorktreeDir, r.Env(), log)
-		runner := hook.NewRunner(h, cfg.PrePublishHook.Backoff, log, onRun)
-		startRunner(runner)
-		pre = runner
+		pre = startHook(hook.NewExec("pre-publish-exechook", cfg.PrePublishHook, r.WorktreeDir, r.Env(), log), cfg.PrePublishHook.Backoff)
 	}
 	var post []syncloop.Hook
 	if cfg.ExecHook.Command != "" {
-		h := hook.NewExec("exechook", cfg.ExecHook, r.WorktreeDir, r.Env(), log)
-		runner := hook.NewRunner(h, cfg.ExecHook.Backoff, log, onRun)
-		startRunner(runner)
-		post = append(post, runner)
+		post = append(post, startHook(hook.NewExec("exechook", cfg.ExecHook, r.WorktreeDir, r.Env(), log), cfg.ExecHook.Backoff))
 	}
 	if cfg.Webhook.URL != "" {
-		h := hook.NewWebhook(cfg.Webhook, log)
-		runner := hook.NewRunner(h, cfg.Webhook.Backoff, log, onRun)
-		startRunner(runner)
-		post = append(post, runner)
+		post = append(post, startHook(hook.NewWebhook(cfg.Webhook, log), cfg.Webhook.Backoff))
 	}
 
 	loop = syncloop.New(syncloop.Options{
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
 		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
 		TouchFile: underRoot(root, cfg.TouchFile), ErrorFile: underRoot(root, cfg.ErrorFile),
-		FileMode: fileMode, Log: log,
+		FileMode: r.FileMode(), Log: log,
 	}, r, creds, m, pre, post)
 
 	if cfg.OneTime {

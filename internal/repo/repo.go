@@ -56,7 +56,7 @@ type Repo struct {
 	legacyPath string // an old-layout tree the link pointed at when we started, to remove after republishing
 	lastRemote string // object name the last fetch brought (FETCH_HEAD, unpeeled)
 	synced     bool   // a fetch succeeded in this run
-	hashDone   bool   // --ref is a hash and it is published: nothing more to fetch
+	refIsHash  bool   // --ref is a commit hash: once synced, nothing more to fetch
 }
 
 // Result describes one sync attempt.
@@ -74,14 +74,15 @@ type Result struct {
 // private git configuration, and initialises the repository if needed.
 func Open(ctx context.Context, opts Options) (*Repo, error) {
 	r := &Repo{
-		opts:     opts,
-		root:     opts.Root,
-		gitDir:   filepath.Join(opts.Root, ".git"),
-		stateDir: filepath.Join(opts.Root, StateDirName),
-		link:     opts.Link,
-		log:      opts.Log,
-		fileMode: 0o644,
-		dirMode:  0o755,
+		opts:      opts,
+		root:      opts.Root,
+		gitDir:    filepath.Join(opts.Root, ".git"),
+		stateDir:  filepath.Join(opts.Root, StateDirName),
+		link:      opts.Link,
+		log:       opts.Log,
+		fileMode:  0o644,
+		dirMode:   0o755,
+		refIsHash: config.IsCommitHash(opts.Ref),
 	}
 	if opts.GroupWrite {
 		r.fileMode, r.dirMode = 0o664, 0o775
@@ -160,19 +161,17 @@ func (r *Repo) open(ctx context.Context) error {
 // so that git commands run by hooks see the same configuration.
 func (r *Repo) Env() []string { return r.git.Env }
 
-// Root is the canonical root.
-func (r *Repo) Root() string { return r.root }
-
 // WorktreeDir is where the worktree of hash lives (an exec hook's working
 // directory).
 func (r *Repo) WorktreeDir(hash string) string { return r.worktreeDir(hash) }
 
-// Published returns the hash the link points at, "" if none.
-func (r *Repo) Published() string { return r.published }
+// FileMode is the mode of files git-sync writes (group-writable with
+// --group-write).
+func (r *Repo) FileMode() os.FileMode { return r.fileMode }
 
 // HashDone reports that --ref is a commit hash that is published: there is
 // nothing more to poll.
-func (r *Repo) HashDone() bool { return r.hashDone }
+func (r *Repo) HashDone() bool { return r.synced && r.refIsHash }
 
 // Close releases the root lock.
 func (r *Repo) Close() { r.lock.Release() }
@@ -192,11 +191,7 @@ func (r *Repo) initRepo(ctx context.Context) error {
 		return fmt.Errorf("configure repository: %w", err)
 	}
 	defer f.Close()
-	entries := []config.GitConfigEntry{
-		{Key: "remote.origin.url", Value: r.opts.Repo},
-		{Key: "core.sparseCheckout", Value: fmt.Sprint(r.opts.SparseCheckoutFile != "")},
-	}
-	if _, err := f.WriteString(renderConfig(entries)); err != nil {
+	if _, err := f.WriteString(renderConfig(r.localConfig())); err != nil {
 		return fmt.Errorf("configure repository: %w", err)
 	}
 	return f.Close()
@@ -212,19 +207,25 @@ func (r *Repo) reconcileLocalConfig(ctx context.Context) error {
 		k, v, _ := strings.Cut(line, " ")
 		have[k] = v
 	}
-	want := map[string]string{
-		"remote.origin.url":   r.opts.Repo,
-		"core.sparsecheckout": fmt.Sprint(r.opts.SparseCheckoutFile != ""),
-	}
-	for k, v := range want {
-		if have[k] == v {
+	for _, e := range r.localConfig() {
+		if have[strings.ToLower(e.Key)] == e.Value {
 			continue
 		}
-		if _, err := r.git.Run(ctx, r.root, "config", "--local", "--replace-all", k, v); err != nil {
+		if _, err := r.git.Run(ctx, r.root, "config", "--local", "--replace-all", e.Key, e.Value); err != nil {
 			return fmt.Errorf("configure repository: %w", err)
 		}
 	}
 	return nil
+}
+
+// localConfig is what the repository's own config must say for this run:
+// origin is --repo (relative submodule URLs resolve against it) and sparse
+// checkout is on exactly when a sparse file is given.
+func (r *Repo) localConfig() []config.GitConfigEntry {
+	return []config.GitConfigEntry{
+		{Key: "remote.origin.url", Value: r.opts.Repo},
+		{Key: "core.sparseCheckout", Value: fmt.Sprint(r.opts.SparseCheckoutFile != "")},
+	}
 }
 
 // writeManagedConfig writes the part of the private global config git-sync
@@ -367,7 +368,7 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	now := time.Now()
 	healthy := r.linkHealthy() && r.worktreeHealthy(r.published)
 	if r.synced && healthy {
-		if r.hashDone {
+		if r.refIsHash {
 			return r.idle(ctx, now)
 		}
 		unchanged, err := r.remoteUnchanged(ctx)
@@ -386,9 +387,7 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	res := Result{Hash: commit, Fetched: true}
 	if commit == r.published && healthy {
 		r.synced, r.lastRemote = true, fetched
-		r.hashDone = config.IsCommitHash(r.opts.Ref)
-		_, err := r.finish(ctx, now)
-		return res, err
+		return res, r.finish(ctx, now)
 	}
 
 	if !r.worktreeHealthy(commit) {
@@ -410,44 +409,43 @@ func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, ha
 	res.Published = true
 	prev := r.published
 	r.published, r.synced, r.lastRemote = commit, true, fetched
-	r.hashDone = config.IsCommitHash(r.opts.Ref)
 	if prev != "" && prev != commit {
 		touch(r.worktreeDir(prev), time.Now())
 	}
-	legacyRemoved := r.removeLegacy()
-	removed, err := r.finish(ctx, time.Now())
-	if err == nil && legacyRemoved && removed == 0 {
-		err = r.gc(ctx)
-	}
-	return res, err
+	return res, r.finish(ctx, time.Now())
 }
 
 // idle is the end of an attempt that found nothing to do.
 func (r *Repo) idle(ctx context.Context, now time.Time) (Result, error) {
-	_, err := r.finish(ctx, now)
-	return Result{Hash: r.published}, err
+	return Result{Hash: r.published}, r.finish(ctx, now)
 }
 
-// finish removes expired worktrees and, if any were removed, collects
-// garbage. The safe.directory entries of removed worktrees stay until the
+// finish removes expired worktrees (and an old-layout tree once the commit
+// is republished) and, if anything was removed, collects garbage. The
+// safe.directory entries of removed worktrees stay until the
 // next config write (after the next build): an entry naming a missing path
 // is harmless, and rewriting the file here doubled the config writes of
 // every update.
-func (r *Repo) finish(ctx context.Context, now time.Time) (int, error) {
+func (r *Repo) finish(ctx context.Context, now time.Time) error {
 	removed, err := r.cleanup(r.published, now)
 	if err != nil {
-		return removed, err
+		return err
+	}
+	if r.removeLegacy() {
+		removed++
 	}
 	if removed > 0 {
-		err = r.gc(ctx)
+		return r.gc(ctx)
 	}
-	return removed, err
+	return nil
 }
 
 // removeLegacy removes the git-sync v3 worktree the link pointed at when
-// this run started, once the commit is republished in the current layout.
+// this run started. It is only called after a sync, and a sync with an
+// old-layout link always republishes (the link is not healthy), so the
+// commit is in the current layout by then.
 func (r *Repo) removeLegacy() bool {
-	if r.legacyPath == "" {
+	if r.legacyPath == "" || r.published == "" {
 		return false
 	}
 	if err := os.RemoveAll(r.legacyPath); err != nil {
@@ -464,8 +462,7 @@ func (r *Repo) removeLegacy() bool {
 }
 
 // dropRefs deletes every branch, tag and remote-tracking ref and every
-// reflog. git-sync
-// itself keeps none (FETCH_HEAD and the worktrees' HEADs are all it needs);
+// reflog. git-sync itself keeps none (FETCH_HEAD and the worktrees' HEADs are all it needs);
 // refs left by git-sync v3 or by hand would pin superseded commits against
 // gc forever.
 func (r *Repo) dropRefs() {

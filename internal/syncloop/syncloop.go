@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gitsync/internal/atomicfile"
+	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
 )
 
@@ -114,12 +115,12 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 	}
 	switch {
 	case err != nil:
-		l.metrics.ObserveSync("error", time.Since(start))
+		l.metrics.ObserveSync(metrics.StatusError, time.Since(start))
 	case res.Fetched:
-		l.metrics.ObserveSync("success", time.Since(start))
+		l.metrics.ObserveSync(metrics.StatusSuccess, time.Since(start))
 		l.metrics.IncFetch()
 	default:
-		l.metrics.ObserveSync("noop", time.Since(start))
+		l.metrics.ObserveSync(metrics.StatusNoop, time.Since(start))
 	}
 	if err != nil {
 		return Attempt{Err: err}
