@@ -140,13 +140,19 @@ func (c *cgroup) usage() (time.Duration, error) {
 	return 0, fmt.Errorf("no cgroup")
 }
 
-// procs returns the number of processes in the cgroup.
-func (c *cgroup) procs() int {
+// pids lists the processes in the cgroup.
+func (c *cgroup) pids() []int {
 	b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
 	if err != nil {
-		return 0
+		return nil
 	}
-	return len(strings.Fields(string(b)))
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids
 }
 
 // remove deletes the cgroup, waiting briefly for exiting processes to leave.
@@ -215,10 +221,33 @@ func (m *meter) sample() cpuSample {
 
 // busy reports whether the tree has running children.
 func (m *meter) busy() bool {
+	var pids []int
 	if m.cg != nil {
-		return m.cg.procs() > 1
+		pids = m.cg.pids()
+	} else {
+		pids = childrenOf(m.pid)
 	}
-	return len(childrenOf(m.pid)) > 0
+	for _, p := range pids {
+		if p != m.pid && !isRemoteHelper(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isRemoteHelper reports whether pid is a git HTTP remote helper (`git
+// remote-http(s)` or `git-remote-http(s)`). git-sync keeps one waiting
+// between polls over HTTP, so its presence says nothing about work; a
+// helper that belongs to a fetch has the fetch itself as a busy process.
+func isRemoteHelper(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	base := filepath.Base(args[0])
+	return strings.HasPrefix(base, "git-remote-http") ||
+		base == "git" && len(args) > 1 && strings.HasPrefix(args[1], "remote-http")
 }
 
 // newMeter starts metering pid, in a fresh cgroup when the runner can make
@@ -325,7 +354,7 @@ func (b *bench) measure(ctx context.Context, argv ...string) (measurement, error
 	}
 	if cg != nil {
 		dirFD.Close()
-		for deadline := end.Add(time.Minute); cg.procs() > 0 && time.Now().Before(deadline); {
+		for deadline := end.Add(time.Minute); len(cg.pids()) > 0 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 			end = time.Now()
 		}

@@ -145,6 +145,23 @@ func readProcMem(pid int) procMem {
 	return m
 }
 
+// helperMem sums the memory of the HTTP remote helpers (isRemoteHelper)
+// among pid's descendants.
+func helperMem(pid int) procMem {
+	var sum procMem
+	for _, kid := range childrenOf(pid) {
+		sum = sum.plus(helperMem(kid))
+		if isRemoteHelper(kid) {
+			sum = sum.plus(readProcMem(kid))
+		}
+	}
+	return sum
+}
+
+func (m procMem) plus(o procMem) procMem {
+	return procMem{RSS: m.RSS + o.RSS, HWM: m.HWM + o.HWM, Anon: m.Anon + o.Anon, File: m.File + o.File, Shmem: m.Shmem + o.Shmem}
+}
+
 // childrenOf lists the live children of pid by scanning /proc (the
 // kernel's per-task children file is not available everywhere).
 func childrenOf(pid int) []int {

@@ -241,8 +241,8 @@ func (b *bench) idleOne(ctx context.Context, u *upstream, size, tr string) error
 	if _, err := d.waitPolls(ctx, 3, time.Minute); err != nil {
 		return err
 	}
-	var gsCPU, gsSelf, gsWall, gsBytes, gsReqs, flCPU, flWall, flBytes, flReqs, rss []float64
-	var mem procMem
+	var gsCPU, gsSelf, gsWall, gsBytes, gsReqs, flCPU, flWall, flBytes, flReqs, rss, helperRSS []float64
+	var mem, helper procMem
 	var fetches, errs, successes, polls float64
 	gsWindow := func() error {
 		if err := d.signal(syscall.SIGCONT); err != nil {
@@ -268,6 +268,8 @@ func (b *bench) idleOne(ctx context.Context, u *upstream, size, tr string) error
 		}
 		mem = readProcMem(d.PID)
 		rss = append(rss, float64(mem.RSS)/1024)
+		helper = helperMem(d.PID)
+		helperRSS = append(helperRSS, float64(helper.RSS)/1024)
 		if err := d.signal(syscall.SIGSTOP); err != nil {
 			return err
 		}
@@ -345,6 +347,10 @@ func (b *bench) idleOne(ctx context.Context, u *upstream, size, tr string) error
 	}
 	b.addCheck("idle poll", size, tr, "fetches during idle polls", "", []float64{fetches}, "= 0", fetches == 0, "git_fetch_count_total delta")
 	b.addAbs("idle poll", size, tr, "git-sync RSS", "MiB", rss, targetRSSMiB, "last window: "+mem.String())
+	if tr == "http" {
+		b.addAbs("idle poll", size, tr, "kept remote helper RSS", "MiB", helperRSS, 0,
+			"the git remote-http process git-sync keeps between polls and its git parent, summed (file pages are shared libraries, mostly shared with every other git process): "+helper.String())
+	}
 
 	if b.strace != nil {
 		return nil

@@ -24,10 +24,7 @@ const waitDelay = 2 * time.Second
 // Prepare makes cmd (created with exec.CommandContext) start in a new process
 // group and, when its context ends, kill that whole group with SIGKILL.
 func Prepare(cmd *exec.Cmd) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Setpgid = true
+	Isolate(cmd)
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil
@@ -38,6 +35,16 @@ func Prepare(cmd *exec.Cmd) {
 		}
 		return err
 	}
+}
+
+// Isolate makes cmd start in a new process group, for KillGroup to end.
+// Prepare does this too; Isolate alone suits a process that outlives any
+// one context.
+func Isolate(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	cmd.WaitDelay = waitDelay
 }
 

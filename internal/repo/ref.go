@@ -34,11 +34,6 @@ func fetchArgs(repoURL, ref string, depth int, shallow bool, filter string) []st
 	return append(args, "--", repoURL, ref)
 }
 
-// lsRemoteArgs builds the argv of the idle poll's change detector.
-func lsRemoteArgs(repoURL, ref string) []string {
-	return []string{"ls-remote", "--", repoURL, ref}
-}
-
 // parseFetchHead returns the object name and description of the first line
 // of FETCH_HEAD ("<hash>\t[not-for-merge]\t<description>").
 func parseFetchHead(content string) (hash, desc string, err error) {
@@ -54,32 +49,4 @@ func parseFetchHead(content string) (hash, desc string, err error) {
 // rather than a commit, so that it has to be peeled with git.
 func mayNeedPeel(desc string) bool {
 	return strings.HasPrefix(desc, "tag ")
-}
-
-// remoteRefCandidates lists the remote ref names git's fetch tries for ref,
-// in its order of preference.
-func remoteRefCandidates(ref string) []string {
-	if ref == "HEAD" || strings.HasPrefix(ref, "refs/") {
-		return []string{ref}
-	}
-	return []string{ref, "refs/" + ref, "refs/tags/" + ref, "refs/heads/" + ref,
-		"refs/remotes/" + ref, "refs/remotes/" + ref + "/HEAD"}
-}
-
-// pickRemoteRef finds in ls-remote output the object name of the ref that a
-// fetch of ref would take. ok is false when the ref is absent.
-func pickRemoteRef(lsRemote, ref string) (hash string, ok bool) {
-	found := map[string]string{}
-	for _, line := range strings.Split(lsRemote, "\n") {
-		h, name, cut := strings.Cut(line, "\t")
-		if cut {
-			found[strings.TrimSpace(name)] = h
-		}
-	}
-	for _, c := range remoteRefCandidates(ref) {
-		if h, ok := found[c]; ok {
-			return h, true
-		}
-	}
-	return "", false
 }

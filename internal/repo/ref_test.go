@@ -68,35 +68,6 @@ func TestParseFetchHead(t *testing.T) {
 	}
 }
 
-func TestPickRemoteRef(t *testing.T) {
-	out := strings.Join([]string{
-		"1111111111111111111111111111111111111111\tHEAD",
-		"2222222222222222222222222222222222222222\trefs/heads/main",
-		"3333333333333333333333333333333333333333\trefs/remotes/origin/main",
-		"4444444444444444444444444444444444444444\trefs/tags/v1",
-		"5555555555555555555555555555555555555555\trefs/tags/v1^{}",
-		"6666666666666666666666666666666666666666\trefs/tags/both",
-		"7777777777777777777777777777777777777777\trefs/heads/both",
-	}, "\n") + "\n"
-	cases := []struct {
-		ref, want string
-		ok        bool
-	}{
-		{"HEAD", "1111111111111111111111111111111111111111", true},
-		{"main", "2222222222222222222222222222222222222222", true},
-		{"refs/heads/main", "2222222222222222222222222222222222222222", true},
-		{"v1", "4444444444444444444444444444444444444444", true},
-		{"both", "6666666666666666666666666666666666666666", true}, // tags before heads, as fetch does
-		{"missing", "", false},
-	}
-	for _, c := range cases {
-		got, ok := pickRemoteRef(out, c.ref)
-		if got != c.want || ok != c.ok {
-			t.Errorf("pickRemoteRef(%q) = %q, %v; want %q, %v", c.ref, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestGCCommands(t *testing.T) {
 	cases := map[string][][]string{
 		"off":        nil,

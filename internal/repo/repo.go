@@ -15,6 +15,7 @@ import (
 	"gitsync/internal/atomicfile"
 	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
+	"gitsync/internal/lsremote"
 )
 
 // Options is what the repo package needs from the configuration.
@@ -48,6 +49,7 @@ type Repo struct {
 	link     string
 	lock     *Lock
 	git      *gitcmd.Runner
+	remote   *lsremote.Remote // the change detector in front of the fetch
 	log      *slog.Logger
 	fileMode os.FileMode
 	dirMode  os.FileMode
@@ -127,6 +129,7 @@ func (r *Repo) open(ctx context.Context) error {
 			"GIT_OPTIONAL_LOCKS=0",
 		),
 	}
+	r.remote = lsremote.New(r.git, r.root, r.opts.Repo, r.log)
 	if err := r.writeManagedConfig(); err != nil {
 		return err
 	}
@@ -174,7 +177,12 @@ func (r *Repo) FileMode() os.FileMode { return r.fileMode }
 func (r *Repo) HashDone() bool { return r.synced && r.refIsHash }
 
 // Close releases the root lock.
-func (r *Repo) Close() { r.lock.Release() }
+func (r *Repo) Close() {
+	if r.remote != nil {
+		r.remote.Close()
+	}
+	r.lock.Release()
+}
 
 func (r *Repo) initRepo(ctx context.Context) error {
 	args := []string{"init", "--quiet"}
@@ -349,16 +357,15 @@ func (r *Repo) fetch(ctx context.Context) (commit, fetched string, err error) {
 	return commit, fetched, nil
 }
 
-// remoteUnchanged asks the remote (one ls-remote) whether --ref still names
-// what the last fetch brought. It only decides whether to fetch; what is
-// published always comes from a fetch.
+// remoteUnchanged asks the remote whether --ref still names what the last
+// fetch brought. It only decides whether to fetch; what is published always
+// comes from a fetch.
 func (r *Repo) remoteUnchanged(ctx context.Context) (bool, error) {
-	out, err := r.git.Run(ctx, r.root, lsRemoteArgs(r.opts.Repo, r.opts.Ref)...)
+	hash, found, err := r.remote.Lookup(ctx, r.opts.Ref)
 	if err != nil {
-		return false, fmt.Errorf("check %s on %s: %w", r.opts.Ref, r.opts.Repo, err)
+		return false, err
 	}
-	hash, ok := pickRemoteRef(out, r.opts.Ref)
-	return ok && hash == r.lastRemote, nil
+	return found && hash == r.lastRemote, nil
 }
 
 // Sync runs one attempt (SPEC section 2). prePublish, if not nil, runs in

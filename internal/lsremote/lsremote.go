@@ -1,0 +1,195 @@
+// Package lsremote answers the question every poll asks, "which object does
+// --ref name on the remote now?", as cheaply as the transport allows.
+//
+// Over smart HTTP(S) it keeps one git remote helper (git remote-https)
+// running in stateless-connect mode and sends it a protocol v2 ls-refs
+// request per poll: one HTTP request and no new process, where `git
+// ls-remote` costs three processes, two requests and the helper's start-up
+// (libcurl and its libraries) every time. Each such request is served by a
+// fresh upload-pack on the server, so the answer is as current as ls-remote's.
+//
+// Every other transport gets `git ls-remote`. Over file://, ssh:// and git://
+// a kept connection would be one long-lived upload-pack, and upload-pack
+// reads the refs once: it would report the same commit forever.
+//
+// Whatever goes wrong with a kept session (credentials that changed, a
+// dropped connection, a server that does not speak protocol v2, a helper
+// that died), the poll falls back to `git ls-remote` at once, so the answer
+// and the error a user sees are those of git's own ls-remote.
+package lsremote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"gitsync/internal/gitcmd"
+)
+
+// maxSessionAge bounds how long one helper process is kept. A fresh helper
+// re-reads git's configuration and cookie file and asks for credentials
+// again; starting one every few minutes costs nothing measurable.
+const maxSessionAge = 10 * time.Minute
+
+// maxSessionFailures is how many sessions in a row may fail while `git
+// ls-remote` succeeds before sessions are given up for the rest of the run:
+// something between this server and the helper's stateless mode does not
+// work, and trying again every poll would double the cost of each.
+const maxSessionFailures = 3
+
+// levelSession is the verbosity at which session events are logged.
+const levelSession = slog.Level(-3)
+
+// Remote looks up refs on one remote repository. It is not safe for
+// concurrent use: one sync loop owns it, and closes it when done.
+type Remote struct {
+	git *gitcmd.Runner
+	dir string // where git runs (the repository, for its configuration)
+	url string // as configured (--repo)
+	log *slog.Logger
+
+	sess     *session
+	failures int  // consecutive sessions that failed where ls-remote then worked
+	disabled bool // no session will work in this run: use ls-remote
+}
+
+// New returns a Remote for url, running git in dir.
+func New(git *gitcmd.Runner, dir, url string, log *slog.Logger) *Remote {
+	return &Remote{git: git, dir: dir, url: url, log: log}
+}
+
+// Lookup returns the object name that a fetch of ref would take from the
+// remote (for an annotated tag, the tag object). found is false when the
+// remote has no such ref.
+func (r *Remote) Lookup(ctx context.Context, ref string) (hash string, found bool, err error) {
+	refs, sessErr := r.viaSession(ctx, ref)
+	if sessErr == nil && refs != nil {
+		r.failures = 0
+		hash, found = Pick(refs, ref)
+		return hash, found, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return "", false, fmt.Errorf("check %s on %s: %w", ref, r.url, err)
+	}
+	out, err := r.git.Run(ctx, r.dir, "ls-remote", "--", r.url, ref)
+	if err != nil {
+		return "", false, fmt.Errorf("check %s on %s: %w", ref, r.url, err)
+	}
+	if sessErr != nil {
+		r.failures++
+		if r.failures >= maxSessionFailures {
+			r.disabled = true
+			r.log.Info("kept HTTP session keeps failing where git ls-remote works; using git ls-remote from now on",
+				"error", sessErr.Error())
+		}
+	}
+	hash, found = Pick(parseLsRemote(out), ref)
+	return hash, found, nil
+}
+
+// viaSession asks the kept session, starting one if needed. It returns nil
+// refs and a nil error when no session applies (not HTTP, or given up), and
+// an error when a session failed; either way the caller uses ls-remote.
+func (r *Remote) viaSession(ctx context.Context, ref string) (map[string]string, error) {
+	if r.disabled {
+		return nil, nil
+	}
+	if r.sess != nil && time.Since(r.sess.started) > maxSessionAge {
+		r.closeSession("renewing")
+	}
+	if r.sess == nil {
+		s, err := r.startSession(ctx)
+		if errors.Is(err, errNoSession) {
+			r.disabled = true
+			r.log.Log(ctx, levelSession, "no kept HTTP session for this remote; using git ls-remote", "reason", err.Error())
+			return nil, nil
+		}
+		if err != nil {
+			r.log.Log(ctx, levelSession, "could not start a kept HTTP session; falling back to git ls-remote", "error", err.Error())
+			return nil, err
+		}
+		r.sess = s
+	}
+	refs, err := r.sess.lsRefs(ctx, Candidates(ref))
+	if err != nil {
+		r.log.Log(ctx, levelSession, "kept HTTP session failed; falling back to git ls-remote", "error", err.Error())
+		r.closeSession("failed")
+		return nil, err
+	}
+	return refs, nil
+}
+
+// startSession starts a helper and opens a protocol v2 connection when the
+// URL is HTTP(S), also once git has applied url.*.insteadOf to it. (A URL
+// that insteadOf turns into HTTP(S) from something else keeps using
+// ls-remote: checking costs a process, which only HTTP(S) URLs pay.)
+func (r *Remote) startSession(ctx context.Context) (*session, error) {
+	if !isHTTP(r.url) {
+		return nil, fmt.Errorf("%w: not an HTTP(S) URL", errNoSession)
+	}
+	out, err := r.git.Run(ctx, r.dir, "ls-remote", "--get-url", "--", r.url)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", r.url, err)
+	}
+	resolved := strings.TrimSpace(out)
+	if !isHTTP(resolved) {
+		return nil, fmt.Errorf("%w: url.*.insteadOf makes it %s", errNoSession, gitcmd.Redact(resolved))
+	}
+	scheme, _, _ := strings.Cut(resolved, "://")
+	// The helper's arguments are what git's transport gives it for a URL
+	// used as a remote: the name as given, then the resolved URL.
+	return openSession(ctx, r.git, r.dir, "remote-"+scheme, r.url, resolved)
+}
+
+// isHTTP reports whether url is one git hands to its HTTP(S) remote helper.
+func isHTTP(url string) bool {
+	return strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://")
+}
+
+func (r *Remote) closeSession(why string) {
+	if r.sess == nil {
+		return
+	}
+	r.log.Log(context.Background(), levelSession, "closing kept HTTP session", "why", why)
+	r.sess.close()
+	r.sess = nil
+}
+
+// Close ends the kept session, if any.
+func (r *Remote) Close() { r.closeSession("closing") }
+
+// Candidates lists the remote ref names a fetch of ref tries, in git's
+// order of preference.
+func Candidates(ref string) []string {
+	if ref == "HEAD" || strings.HasPrefix(ref, "refs/") {
+		return []string{ref}
+	}
+	return []string{ref, "refs/" + ref, "refs/tags/" + ref, "refs/heads/" + ref,
+		"refs/remotes/" + ref, "refs/remotes/" + ref + "/HEAD"}
+}
+
+// Pick returns the object name of the ref that a fetch of ref would take,
+// given the remote's refs by full name.
+func Pick(refs map[string]string, ref string) (hash string, found bool) {
+	for _, c := range Candidates(ref) {
+		if h, ok := refs[c]; ok {
+			return h, true
+		}
+	}
+	return "", false
+}
+
+// parseLsRemote reads `git ls-remote` output ("<hash>\t<name>" lines).
+func parseLsRemote(out string) map[string]string {
+	refs := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		h, name, ok := strings.Cut(line, "\t")
+		if ok {
+			refs[strings.TrimSpace(name)] = h
+		}
+	}
+	return refs
+}
