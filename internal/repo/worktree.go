@@ -75,34 +75,42 @@ func hasEntryBesidesGit(dir string) bool {
 	return false
 }
 
-// buildWorktree creates the worktree of hash from scratch: checkout (sparse
-// if configured), submodules, relative .git pointer, then the completion
-// marker.
+// buildWorktree creates the worktree of hash from scratch: git's
+// administrative files, the relative .git pointer, the sparse-checkout file
+// if configured, one checkout, submodules, then the completion marker.
+//
+// The administrative files are what `git worktree add --no-checkout` would
+// write (gitrepository-layout: worktrees/<id>/gitdir, commondir and a
+// detached HEAD), written here because `worktree add` spends two git
+// processes on them, a fifth of the CPU of a small update.
 func (r *Repo) buildWorktree(ctx context.Context, hash string) error {
 	dir, admin := r.worktreeDir(hash), r.adminDir(hash)
 	if err := r.removeWorktree(hash); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), r.dirMode); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
+	for _, d := range []string{dir, admin} {
+		if err := os.MkdirAll(d, r.dirMode); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
 	}
-	if r.opts.SparseCheckoutFile == "" {
-		if _, err := r.git.Run(ctx, r.root, "worktree", "add", "--detach", dir, hash); err != nil {
+	files := []struct{ path, content string }{
+		{filepath.Join(admin, "commondir"), "../..\n"},
+		{filepath.Join(admin, "gitdir"), filepath.Join(dir, ".git") + "\n"},
+		{filepath.Join(admin, "HEAD"), hash + "\n"},
+		{filepath.Join(dir, ".git"), gitFileContent(hash)},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(f.path, []byte(f.content), r.fileMode); err != nil {
 			return fmt.Errorf("add worktree for %s: %w", hash, err)
 		}
-	} else {
-		if _, err := r.git.Run(ctx, r.root, "worktree", "add", "--detach", "--no-checkout", dir, hash); err != nil {
-			return fmt.Errorf("add worktree for %s: %w", hash, err)
-		}
+	}
+	if r.opts.SparseCheckoutFile != "" {
 		if err := r.writeSparseFile(admin); err != nil {
 			return err
 		}
-		if _, err := r.git.Run(ctx, dir, "reset", "--hard", "--quiet", hash); err != nil {
-			return fmt.Errorf("check out %s: %w", hash, err)
-		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, ".git"), []byte(gitFileContent(hash)), r.fileMode); err != nil {
-		return fmt.Errorf("write %s/.git: %w", dir, err)
+	if _, err := r.git.Run(ctx, dir, "reset", "--hard", "--quiet", hash); err != nil {
+		return fmt.Errorf("check out %s: %w", hash, err)
 	}
 	if err := r.updateSubmodules(ctx, dir); err != nil {
 		return err
