@@ -137,13 +137,18 @@ git-sync v3 are upgraded in place by the first sync.
 2. The root is checked and repaired: missing repository, stale lock files
    left by a crash, a half-built tree or a dangling link are all fixed
    without help.
-3. The ref is fetched by name (or by hash) at the configured --depth and
+3. The remote is asked whether the ref still names what the last fetch
+   brought. If it does and the published tree is intact, nothing more
+   happens (an idle poll). Over HTTP(S) the question is one request to a
+   git remote helper that git-sync keeps running between polls (no process
+   is started and only this ref is listed); otherwise it is one
+   "git ls-remote". The first attempt of every run skips the question.
+4. The ref is fetched by name (or by hash) at the configured --depth and
    --filter, and the commit published is the one that fetch returned. A
    branch that moves during the sync cannot make it fail. Force-pushed
-   branches and moved tags are followed.
-4. If that commit is already published and its tree is intact, nothing
-   happens (an idle poll). A damaged or missing tree is rebuilt in the same
-   attempt.
+   branches and moved tags are followed. If that commit is already
+   published and its tree is intact, nothing changes; a damaged or missing
+   tree is rebuilt in the same attempt.
 5. Otherwise a new tree is checked out (sparse checkout and submodules
    applied), the pre-publish hook runs, the link is switched, the
    post-publish hooks are started, old trees are removed, and finally
