@@ -40,6 +40,13 @@ const maxSessionAge = 10 * time.Minute
 // work, and trying again every poll would double the cost of each.
 const maxSessionFailures = 3
 
+// maxSessionWait bounds one exchange with a kept session, so that a
+// session that stalls (a --git wrapper that holds output back, a proxy
+// that buffers) still leaves time for the ls-remote fallback. A session
+// gets at most half of what is left of the sync's time, and never more
+// than this.
+const maxSessionWait = 10 * time.Second
+
 // levelSession is the verbosity at which session events are logged.
 const levelSession = slog.Level(-3)
 
@@ -51,14 +58,36 @@ type Remote struct {
 	url string // as configured (--repo)
 	log *slog.Logger
 
-	sess     *session
-	failures int  // consecutive sessions that failed where ls-remote then worked
-	disabled bool // no session will work in this run: use ls-remote
+	sess        *session
+	failures    int           // consecutive sessions that failed where ls-remote then worked
+	disabled    bool          // no session will work in this run: use ls-remote
+	sessionWait time.Duration // maxSessionWait (tests shorten it)
 }
 
-// New returns a Remote for url, running git in dir.
-func New(git *gitcmd.Runner, dir, url string, log *slog.Logger) *Remote {
-	return &Remote{git: git, dir: dir, url: url, log: log}
+// New returns a Remote for url, running git in dir. keepSessions allows a
+// kept HTTP session; the caller refuses it when a kept helper could do
+// harm (see Unsafe).
+func New(git *gitcmd.Runner, dir, url string, keepSessions bool, log *slog.Logger) *Remote {
+	return &Remote{git: git, dir: dir, url: url, log: log, disabled: !keepSessions, sessionWait: maxSessionWait}
+}
+
+// Unsafe reports whether git configuration keys (as set by the user)
+// rule out a kept session. A kept helper holds the credentials it was
+// given first; when they are rotated, its next request gets a 401 and git
+// then tells every credential helper to erase what it gave, which would
+// delete the new password from a user's own helper (store, cache, a
+// keyring). git-sync's own helper ignores erase, so only user-configured
+// helpers, or config files included from elsewhere that may configure one,
+// are a reason to refuse.
+func Unsafe(keys []string) bool {
+	for _, k := range keys {
+		k = strings.ToLower(k)
+		if strings.HasPrefix(k, "credential.") && strings.HasSuffix(k, ".helper") ||
+			strings.HasPrefix(k, "include.") || strings.HasPrefix(k, "includeif.") {
+			return true
+		}
+	}
+	return false
 }
 
 // Lookup returns the object name that a fetch of ref would take from the
@@ -72,6 +101,7 @@ func (r *Remote) Lookup(ctx context.Context, ref string) (hash string, found boo
 		return hash, found, nil
 	}
 	if err := ctx.Err(); err != nil {
+		// The sync's own time is up (a session only ever gets half of it).
 		return "", false, fmt.Errorf("check %s on %s: %w", ref, r.url, err)
 	}
 	out, err := r.git.Run(ctx, r.dir, "ls-remote", "--", r.url, ref)
@@ -97,6 +127,12 @@ func (r *Remote) viaSession(ctx context.Context, ref string) (map[string]string,
 	if r.disabled {
 		return nil, nil
 	}
+	wait := r.sessionWait
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline)/2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	if r.sess != nil && time.Since(r.sess.started) > maxSessionAge {
 		r.closeSession("renewing")
 	}
@@ -188,7 +224,7 @@ func parseLsRemote(out string) map[string]string {
 	for _, line := range strings.Split(out, "\n") {
 		h, name, ok := strings.Cut(line, "\t")
 		if ok {
-			refs[strings.TrimSpace(name)] = h
+			refs[name] = h
 		}
 	}
 	return refs

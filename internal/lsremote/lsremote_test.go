@@ -30,12 +30,18 @@ func newRemote(t *testing.T, url string, env ...string) *Remote {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newRemoteWithGit(t, gitPath, url, env...)
+}
+
+// newRemoteWithGit is newRemote with another --git program.
+func newRemoteWithGit(t *testing.T, git, url string, env ...string) *Remote {
+	t.Helper()
 	dir := t.TempDir()
-	runner := &gitcmd.Runner{Git: gitPath, Env: append(gittest.Env(t), env...), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	runner := &gitcmd.Runner{Git: git, Env: append(gittest.Env(t), env...), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if _, err := runner.Run(context.Background(), dir, "init", "--quiet"); err != nil {
 		t.Fatal(err)
 	}
-	r := New(runner, dir, url, runner.Log)
+	r := New(runner, dir, url, true, runner.Log)
 	t.Cleanup(r.Close)
 	return r
 }
@@ -53,7 +59,10 @@ func itoa(n int) string { return string(rune('0' + n)) }
 
 func mustLookup(t *testing.T, r *Remote, ref, want string) {
 	t.Helper()
-	got, found, err := r.Lookup(context.Background(), ref)
+	// A deadline, as every sync has one (--sync-timeout).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, found, err := r.Lookup(ctx, ref)
 	if err != nil {
 		t.Fatalf("Lookup(%q): %v", ref, err)
 	}
@@ -260,6 +269,72 @@ func TestTimeoutKillsHelper(t *testing.T) {
 	}
 	hang.Store(false)
 	mustLookup(t, r, gittest.DefaultBranch, first)
+}
+
+// ls-refs matches by prefix, so asking for refs/heads/main also lists
+// refs/heads/main<NBSP>x; a name with Unicode white space in it must not
+// be read as "main" (it would hide every later push to main).
+func TestRefNamesWithUnicodeSpace(t *testing.T) {
+	up, _ := gittest.NewRepoWithCommit(t)
+	srv := gittest.HTTPServer(t, filepath.Dir(up.Dir()), gittest.HTTPOptions{})
+	r := newRemote(t, srv.URL(filepath.Base(up.Dir())))
+	for _, odd := range []string{"\u00a0x", "\u0085x", "\u3000x"} {
+		up.Git("branch", gittest.DefaultBranch+odd)
+	}
+	head := up.Commit(map[string]string{"f": "2"}, "second")
+	mustLookup(t, r, gittest.DefaultBranch, head)
+	if r.sess == nil {
+		t.Fatal("the lookup did not go through a kept session")
+	}
+}
+
+// A session that never answers (here: a --git wrapper that holds output
+// back until git exits) costs a bounded wait per poll, the poll still
+// answers through ls-remote, and sessions are given up after a few.
+func TestStalledSessionFallsBackAndIsGivenUp(t *testing.T) {
+	up, first := gittest.NewRepoWithCommit(t)
+	srv := gittest.HTTPServer(t, filepath.Dir(up.Dir()), gittest.HTTPOptions{})
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(t.TempDir(), "git")
+	script := "#!/bin/sh\nout=$(\"" + gitPath + "\" \"$@\")\nrc=$?\nprintf '%s\\n' \"$out\"\nexit $rc\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRemoteWithGit(t, wrapper, srv.URL(filepath.Base(up.Dir())))
+	r.sessionWait = 300 * time.Millisecond
+	for i := 0; i < maxSessionFailures; i++ {
+		start := time.Now()
+		mustLookup(t, r, gittest.DefaultBranch, first)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("a stalled session held the poll for %v", d)
+		}
+	}
+	if !r.disabled || r.sess != nil {
+		t.Fatalf("sessions not given up after %d stalled ones", maxSessionFailures)
+	}
+	second := up.Commit(map[string]string{"f": "2"}, "second")
+	mustLookup(t, r, gittest.DefaultBranch, second)
+}
+
+func TestUnsafe(t *testing.T) {
+	cases := map[string]bool{
+		"credential.helper":                     true,
+		"credential.https://example.com.helper": true,
+		"Credential.Helper":                     true,
+		"include.path":                          true,
+		"includeIf.gitdir:/x/.path":             true,
+		"credential.username":                   false,
+		"http.extraHeader":                      false,
+		"url.https://x/.insteadOf":              false,
+	}
+	for key, want := range cases {
+		if got := Unsafe([]string{key}); got != want {
+			t.Errorf("Unsafe(%q) = %v, want %v", key, got, want)
+		}
+	}
 }
 
 func TestPick(t *testing.T) {

@@ -133,15 +133,19 @@ func (s *session) lsRefs(ctx context.Context, prefixes []string) (map[string]str
 			if msg, ok := strings.CutPrefix(line, "ERR "); ok {
 				return fmt.Errorf("server error: %s", strings.TrimSpace(msg))
 			}
-			// "<oid> <refname>[ <attribute>...]"
-			fields := strings.Fields(line)
-			if len(fields) < 2 || !config.IsCommitHash(fields[0]) {
+			// "<oid> SP <refname> *(SP <attribute>) LF". Only an ASCII
+			// space separates: ref names cannot hold one, but they can
+			// hold other (Unicode) white space, and "main<NBSP>x" must
+			// not be read as "main".
+			oid, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+			name, _, _ := strings.Cut(rest, " ")
+			if !ok || name == "" || !config.IsCommitHash(oid) {
 				return fmt.Errorf("malformed ls-refs line %q", line)
 			}
 			if len(refs) >= maxRefs {
 				return fmt.Errorf("more than %d refs in the ls-refs answer", maxRefs)
 			}
-			refs[fields[1]] = fields[0]
+			refs[name] = oid
 		}
 	})
 	if err != nil {

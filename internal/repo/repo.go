@@ -129,7 +129,15 @@ func (r *Repo) open(ctx context.Context) error {
 			"GIT_OPTIONAL_LOCKS=0",
 		),
 	}
-	r.remote = lsremote.New(r.git, r.root, r.opts.Repo, r.log)
+	userKeys := make([]string, len(r.opts.UserConfig))
+	for i, e := range r.opts.UserConfig {
+		userKeys[i] = e.Key
+	}
+	keep := !lsremote.Unsafe(userKeys)
+	if !keep {
+		r.log.Log(ctx, slog.Level(-1), "--git-config sets a credential helper or includes other config; polls use git ls-remote, not a kept HTTP session")
+	}
+	r.remote = lsremote.New(r.git, r.root, r.opts.Repo, keep, r.log)
 	if err := r.writeManagedConfig(); err != nil {
 		return err
 	}

@@ -109,3 +109,47 @@ func TestHTTPKeptHelperEndsWhenGitSyncIsKilled(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return len(helpersFor(url)) == 0 },
 		"the remote helper to exit after git-sync was killed")
 }
+
+// A user's own credential helper (here git's `store`) keeps working across
+// a password rotation. A kept helper would hold the old password, get a
+// 401, and make git erase the stored credential (store matches on host and
+// user, not on the password), so with a user-configured helper polls go
+// through git ls-remote, which reads the store afresh each time.
+func TestHTTPUserCredentialStoreSurvivesRotation(t *testing.T) {
+	up, first := gittest.NewRepoWithCommit(t)
+	srv := gittest.HTTPServer(t, filepath.Dir(up.Dir()), gittest.HTTPOptions{Username: "u", Password: "old"})
+	url := srv.URL(filepath.Base(up.Dir()))
+	store := filepath.Join(t.TempDir(), "credentials")
+	// git-sync sets credential.useHttpPath, so the entry names the path.
+	hostURL := strings.Replace(url, "http://", "http://u:%s@", 1) + "\n"
+	writeStore := func(password string) {
+		if err := os.WriteFile(store, []byte(strings.Replace(hostURL, "%s", password, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStore("old")
+	root := t.TempDir()
+	addr := freeAddr(t)
+	// Polls only on SIGHUP, so that no poll runs while the server and the
+	// store change (git's own erase-on-401 would race with the test).
+	p := start(t, "--repo="+url, "--root="+root, "--link=current", "--period=1h", "--sync-on-signal=SIGHUP",
+		"--git-config=credential.helper:store --file="+store, "--http-bind="+addr, "--http-metrics")
+	link := filepath.Join(root, "current")
+	waitForLink(t, p, link, first)
+	noop := func() float64 { return tryMetric(addr, "git_sync_count_total", "status", "noop") }
+	if err := syscall.Kill(p.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, syncDeadline, func() bool { return noop() >= 1 }, "an idle poll")
+
+	srv.SetPassword("new")
+	writeStore("new")
+	head := up.Commit(map[string]string{"file": "rotated"}, "after rotation")
+	if err := syscall.Kill(p.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitForLink(t, p, link, head)
+	if b, _ := os.ReadFile(store); !strings.Contains(string(b), "u:new@") {
+		t.Fatalf("the stored credential was erased: store holds %q", b)
+	}
+}
