@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,24 +22,13 @@ func helpersFor(url string) []string {
 		if err != nil || !strings.Contains(string(cmdline), url) {
 			continue
 		}
-		if pid := atoiOr0(e.Name()); pid > 0 {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
 			if _, state, ok := procStat(pid); ok && state != 'Z' {
 				found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 			}
 		}
 	}
 	return found
-}
-
-func atoiOr0(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 // Over smart HTTP an idle poll is one request to a remote helper that
