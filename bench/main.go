@@ -98,7 +98,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,rss", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
 	fs.StringVar(&gcModes, "gc", "off,always", "--git-gc values for the update scenario (the first is also used by idle and storm)")
-	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 5, quick 3)")
+	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
 	fs.DurationVar(&o.idleWindow, "idle-window", 0, "length of one idle-poll measurement window (default 10s, quick 3s)")
 	fs.DurationVar(&o.idlePeriod, "idle-period", 100*time.Millisecond, "git-sync --period during the idle-poll scenario")
 	fs.IntVar(&o.floorCalls, "floor-calls", 0, "git ls-remote runs per floor idle window (default 40, quick 15)")
@@ -167,7 +167,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 	}
-	def(&o.reps, 5, 3)
+	def(&o.reps, 7, 3)
 	def(&o.floorCalls, 40, 15)
 	def(&o.stormReps, 3, 1)
 	def(&o.rssPolls, 10000, 1000)
