@@ -25,11 +25,9 @@ type Session struct {
 	Stdin  io.WriteCloser
 	Stdout *bufio.Reader
 
-	args   []string
 	cmd    *exec.Cmd
 	stderr *tailBuffer
 	once   sync.Once
-	err    error
 }
 
 // Start starts git with args in dir and leaves it running. The caller owns
@@ -40,7 +38,7 @@ func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 	cmd.Dir = dir
 	cmd.Env = r.Env
 	procgroup.Isolate(cmd)
-	s := &Session{args: args, cmd: cmd, stderr: &tailBuffer{max: 4096}}
+	s := &Session{cmd: cmd, stderr: &tailBuffer{max: 4096}}
 	cmd.Stderr = s.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -66,28 +64,20 @@ func (s *Session) Kill() { procgroup.KillGroup(s.cmd) }
 
 // Close ends the session: it closes stdin and gives the process a moment to
 // exit by itself (a remote helper does on end of input, and then git reaps
-// it), then kills whatever is left of the process group and reaps it. It returns an
-// *Error describing how the process ended, with its stderr.
-func (s *Session) Close() error {
+// it), then kills whatever is left of the process group and reaps it.
+func (s *Session) Close() {
 	s.once.Do(func() {
 		_ = s.Stdin.Close()
 		exited := make(chan error, 1)
 		go func() { exited <- s.cmd.Wait() }()
-		var err error
 		select {
-		case err = <-exited:
+		case <-exited:
 		case <-time.After(closeGrace):
 			s.Kill()
-			err = <-exited
+			<-exited
 		}
 		s.Kill()
-		code := -1
-		if err == nil {
-			code = 0
-		}
-		s.err = &Error{Args: s.args, Dir: s.cmd.Dir, ExitCode: code, Stderr: s.stderr.String(), Err: fmt.Errorf("session ended: %v", err)}
 	})
-	return s.err
 }
 
 // Stderr is the end of what the process wrote to stderr so far.

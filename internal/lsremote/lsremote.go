@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
 )
 
@@ -71,17 +72,17 @@ func New(git *gitcmd.Runner, dir, url string, keepSessions bool, log *slog.Logge
 	return &Remote{git: git, dir: dir, url: url, log: log, disabled: !keepSessions, sessionWait: maxSessionWait}
 }
 
-// Unsafe reports whether git configuration keys (as set by the user)
-// rule out a kept session. A kept helper holds the credentials it was
+// Unsafe reports whether the user's git configuration (--git-config)
+// rules out a kept session. A kept helper holds the credentials it was
 // given first; when they are rotated, its next request gets a 401 and git
 // then tells every credential helper to erase what it gave, which would
 // delete the new password from a user's own helper (store, cache, a
 // keyring). git-sync's own helper ignores erase, so only user-configured
 // helpers, or config files included from elsewhere that may configure one,
 // are a reason to refuse.
-func Unsafe(keys []string) bool {
-	for _, k := range keys {
-		k = strings.ToLower(k)
+func Unsafe(user []config.GitConfigEntry) bool {
+	for _, e := range user {
+		k := strings.ToLower(e.Key)
 		if strings.HasPrefix(k, "credential.") && strings.HasSuffix(k, ".helper") ||
 			strings.HasPrefix(k, "include.") || strings.HasPrefix(k, "includeif.") {
 			return true

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
 	"gitsync/internal/gittest"
 )
@@ -331,7 +332,7 @@ func TestUnsafe(t *testing.T) {
 		"url.https://x/.insteadOf":              false,
 	}
 	for key, want := range cases {
-		if got := Unsafe([]string{key}); got != want {
+		if got := Unsafe([]config.GitConfigEntry{{Key: key, Value: "x"}}); got != want {
 			t.Errorf("Unsafe(%q) = %v, want %v", key, got, want)
 		}
 	}

@@ -173,7 +173,7 @@ func (s *session) exchange(ctx context.Context, f func() error) error {
 	return err
 }
 
-func (s *session) close() { _ = s.proc.Close() }
+func (s *session) close() { s.proc.Close() }
 
 // Packet kinds of git's pkt-line format (gitprotocol-common).
 const (

@@ -129,11 +129,7 @@ func (r *Repo) open(ctx context.Context) error {
 			"GIT_OPTIONAL_LOCKS=0",
 		),
 	}
-	userKeys := make([]string, len(r.opts.UserConfig))
-	for i, e := range r.opts.UserConfig {
-		userKeys[i] = e.Key
-	}
-	keep := !lsremote.Unsafe(userKeys)
+	keep := !lsremote.Unsafe(r.opts.UserConfig)
 	if !keep {
 		r.log.Log(ctx, slog.Level(-1), "--git-config sets a credential helper or includes other config; polls use git ls-remote, not a kept HTTP session")
 	}
@@ -186,9 +182,7 @@ func (r *Repo) HashDone() bool { return r.synced && r.refIsHash }
 
 // Close releases the root lock.
 func (r *Repo) Close() {
-	if r.remote != nil {
-		r.remote.Close()
-	}
+	r.remote.Close()
 	r.lock.Release()
 }
 

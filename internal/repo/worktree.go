@@ -82,7 +82,7 @@ func hasEntryBesidesGit(dir string) bool {
 // The administrative files are what `git worktree add --no-checkout` would
 // write (gitrepository-layout: worktrees/<id>/gitdir, commondir and a
 // detached HEAD), written here because `worktree add` spends two git
-// processes on them, a fifth of the CPU of a small update.
+// processes on them (about 2.6 ms of CPU, some 6% of a small update).
 func (r *Repo) buildWorktree(ctx context.Context, hash string) error {
 	dir, admin := r.worktreeDir(hash), r.adminDir(hash)
 	if err := r.removeWorktree(hash); err != nil {
