@@ -820,3 +820,27 @@ func backupPasswd(t testing.TB) {
 		}
 	})
 }
+
+// authSuperSub is a superproject served by one smart-HTTP server (A) whose
+// submodule "sub" (holding sub.txt = "sub 1\n") is served by another (B).
+type authSuperSub struct {
+	super, sub *gittest.Repo
+	srvA, srvB *gittest.HTTP
+	h1         string // the superproject's commit that adds the submodule
+}
+
+// authSuperWithSub builds an authSuperSub; once the submodule is added, A
+// demands userA/passA and B demands userB/passB.
+func authSuperWithSub(t testing.TB, userA, passA, userB, passB string) authSuperSub {
+	t.Helper()
+	f := authSuperSub{super: gittest.NewRepo(t), sub: gittest.NewRepo(t)}
+	f.sub.Commit(map[string]string{"sub.txt": "sub 1\n"}, "s1")
+	f.srvB = gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"sub": f.sub}), gittest.HTTPOptions{})
+	f.srvA = gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"super": f.super}), gittest.HTTPOptions{})
+	f.super.Commit(map[string]string{"README": "super\n"}, "super 1")
+	// The fixture adds the submodule while B is still open.
+	f.h1 = f.super.AddSubmodule(f.sub, "sub", f.srvB.URL("sub"))
+	f.srvA.SetCredentials(userA, passA)
+	f.srvB.SetCredentials(userB, passB)
+	return f
+}

@@ -226,17 +226,8 @@ func TestAuthPasswordFileRotation(t *testing.T) {
 func TestAuthCredentialPerURL(t *testing.T) {
 	t.Parallel()
 	passA, passB1, passB2 := authSecret(t, "cred-a"), authSecret(t, "cred-b1"), authSecret(t, "cred-b2")
-	super := gittest.NewRepo(t)
-	sub := gittest.NewRepo(t)
-	sub.Commit(map[string]string{"sub.txt": "sub 1\n"}, "s1")
-	srvB := gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"sub": sub}), gittest.HTTPOptions{})
-	srvA := gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"super": super}), gittest.HTTPOptions{})
-	super.Commit(map[string]string{"README": "super\n"}, "super 1")
-	// The fixture adds the submodule while B is still open; then both
-	// servers demand their own credentials.
-	h1 := super.AddSubmodule(sub, "sub", srvB.URL("sub"))
-	srvA.SetCredentials("anna", passA)
-	srvB.SetCredentials("bert", passB1)
+	f := authSuperWithSub(t, "anna", passA, "bert", passB1)
+	super, sub, srvA, srvB, h1 := f.super, f.sub, f.srvA, f.srvB, f.h1
 
 	pwB := filepath.Join(t.TempDir(), "b-password")
 	authWriteFile(t, pwB, passB1+"\n", 0o600)

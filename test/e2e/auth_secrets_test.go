@@ -234,15 +234,8 @@ func leakPasswordEnv(t *testing.T) leakScenario {
 
 func leakPasswordFileAndCredential(t *testing.T) leakScenario {
 	passA1, passA2, passB := authSecret(t, "leak-file-1"), authSecret(t, "leak-file-2"), authSecret(t, "leak-cred")
-	super := gittest.NewRepo(t)
-	sub := gittest.NewRepo(t)
-	sub.Commit(map[string]string{"sub.txt": "sub\n"}, "s1")
-	srvB := gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"sub": sub}), gittest.HTTPOptions{})
-	srvA := gittest.HTTPServer(t, authServeDir(t, map[string]*gittest.Repo{"super": super}), gittest.HTTPOptions{})
-	super.Commit(map[string]string{"README": "super\n"}, "super")
-	h1 := super.AddSubmodule(sub, "sub", srvB.URL("sub"))
-	srvA.SetCredentials("fileuser", passA1)
-	srvB.SetCredentials("creduser", passB)
+	f := authSuperWithSub(t, "fileuser", passA1, "creduser", passB)
+	super, srvA, srvB, h1 := f.super, f.srvA, f.srvB, f.h1
 	pwFile := filepath.Join(t.TempDir(), "password")
 	authWriteFile(t, pwFile, passA1+"\n", 0o600)
 	cred, _ := json.Marshal(map[string]string{"url": srvB.BaseURL(), "username": "creduser", "password": passB})
