@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -94,6 +95,8 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = fmt.Errorf("%w (%v)", ctxErr, err)
+		} else if cmd.ProcessState == nil {
+			err = startError(dir, err)
 		}
 		return stdout.String(), &Error{Args: args, Dir: dir, ExitCode: code, Stderr: stderr.String(), Err: err}
 	}
@@ -138,4 +141,15 @@ func BuildEnv(base []string, set ...string) []string {
 		env = append(env, kv)
 	}
 	return append(env, set...)
+}
+
+// startError explains a git that could not be started. The kernel reports a
+// missing working directory exactly like a missing program ("fork/exec
+// /usr/bin/git: no such file or directory"), which sends users hunting for
+// a broken git installation when their root was deleted.
+func startError(dir string, err error) error {
+	if _, statErr := os.Stat(dir); statErr != nil {
+		return fmt.Errorf("cannot run git in %s: the directory is missing or unreadable: %w", dir, statErr)
+	}
+	return err
 }
