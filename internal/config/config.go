@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"gitsync/internal/gitconfig"
 	"gitsync/internal/secret"
 )
 
@@ -86,13 +87,7 @@ const (
 )
 
 // GitConfigEntry is one key/value from --git-config or --git-config-add.
-// Add is true for --git-config-add (git config --add) and false for
-// --git-config (set, replacing earlier values of the key).
-type GitConfigEntry struct {
-	Key   string
-	Value string
-	Add   bool
-}
+type GitConfigEntry = gitconfig.Entry
 
 // HookConfig configures an exec hook. An empty Command means no hook.
 type HookConfig struct {

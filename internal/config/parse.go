@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"gitsync/internal/gitconfig"
 )
 
 // Action is what the caller should do with a parsed command line. Only
@@ -313,13 +315,13 @@ func (p *parser) applyBranchRev() {
 // values may hold secrets (pflag would quote them in its errors).
 func (p *parser) parseText() error {
 	var errs []error
-	entries, err := ParseGitConfig(p.gitConfig)
+	entries, err := gitconfig.Parse(p.gitConfig)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", p.nameOf("git-config"), err))
 	}
 	p.cfg.GitConfig = entries
 	for i, s := range p.gitConfigAdd {
-		add, err := ParseGitConfig(s)
+		add, err := gitconfig.Parse(s)
 		if err == nil && len(add) != 1 && p.byName["git-config-add"].src == fromFlag {
 			err = fmt.Errorf("want exactly one key:value, got %d (escape commas in values as \\,)", len(add))
 		}

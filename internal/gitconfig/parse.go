@@ -1,4 +1,8 @@
-package config
+// Package gitconfig is git's configuration as git-sync handles it: the
+// grammar of --git-config (key:value pairs, quoted and escaped) and the
+// rendering of entries into git's config file syntax. Both sides live here
+// so that what a user writes and what git reads are defined in one place.
+package gitconfig
 
 import (
 	"fmt"
@@ -6,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// ParseGitConfig reads the value of --git-config: git configuration entries
+// Parse reads the value of --git-config: git configuration entries
 // written as key:value pairs separated by commas. It exists because values
 // routinely contain the separators themselves (URLs hold ':'; headers hold
 // ','), so the grammar needs quoting and escapes:
@@ -29,12 +33,12 @@ import (
 // url.https://host/.insteadOf with the value git@host:. Entries come back in
 // input order with Add false. Errors give the 1-based byte position of the
 // problem and never quote values, which may be secrets.
-func ParseGitConfig(s string) ([]GitConfigEntry, error) {
+func Parse(s string) ([]Entry, error) {
 	if s == "" {
 		return nil, nil
 	}
 	g := gitConfigScanner{s: s}
-	var out []GitConfigEntry
+	var out []Entry
 	for {
 		keyPos := g.i
 		key, err := g.key()
@@ -48,12 +52,21 @@ func ParseGitConfig(s string) ([]GitConfigEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, GitConfigEntry{Key: key, Value: value})
+		out = append(out, Entry{Key: key, Value: value})
 		if g.i == len(s) {
 			return out, nil
 		}
 		g.i++ // the ',' that ended the value
 	}
+}
+
+// Entry is one configuration value. Add is true for --git-config-add (git
+// config --add) and false for --git-config (set, replacing earlier values
+// of the key).
+type Entry struct {
+	Key   string
+	Value string
+	Add   bool
 }
 
 // gitConfigScanner walks a --git-config string; i is the next byte to read.

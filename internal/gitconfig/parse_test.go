@@ -1,15 +1,15 @@
-package config
+package gitconfig
 
 import (
 	"reflect"
 	"testing"
 )
 
-func TestParseGitConfig(t *testing.T) {
-	type e = GitConfigEntry
+func TestParse(t *testing.T) {
+	type e = Entry
 	tests := []struct {
 		in   string
-		want []GitConfigEntry
+		want []Entry
 	}{
 		{"", nil},
 		{"a.b:c", []e{{Key: "a.b", Value: "c"}}},
@@ -58,7 +58,7 @@ func TestParseGitConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseGitConfig(tc.in)
+			got, err := Parse(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestParseGitConfig(t *testing.T) {
 	}
 }
 
-func TestParseGitConfigErrors(t *testing.T) {
+func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		in, want string
 	}{
@@ -107,7 +107,7 @@ func TestParseGitConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := ParseGitConfig(tc.in)
+			got, err := Parse(tc.in)
 			if err == nil {
 				t.Fatalf("no error, got %#v", got)
 			}
