@@ -131,7 +131,13 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 
 	root, err := repo.CanonicalRoot(cfg.Root)
 	if err != nil {
-		return err
+		// A root that cannot be created or resolved yet (a volume not
+		// mounted, a read-only parent) fails attempts, which follow
+		// --max-failures, instead of the start.
+		log.Log(context.Background(), slog.Level(-1), "--root is not usable yet", "error", err.Error())
+		if root, err = filepath.Abs(cfg.Root); err != nil {
+			return fmt.Errorf("resolve --root %q: %w", cfg.Root, err)
+		}
 	}
 
 	var loop *syncloop.Loop

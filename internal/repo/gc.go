@@ -30,12 +30,33 @@ func gcCommands(mode string) [][]string {
 	return nil
 }
 
+// Bounds of the object store under --git-gc=always. Rewriting the whole
+// store after every update (what `git gc` does) cost more than the rest of
+// an update of a 20,000-file repository (about 150 ms of 400). Since each
+// fetch offers the published commit as a "have", an update adds only a
+// small pack of what changed, and what it makes unreachable is small too;
+// so a full repack runs only when the store has grown by a third since the
+// last one, or holds too many packs for fast object lookups. The store
+// then stays within about 4/3 of its size after a full gc, at a few
+// percent of an update's cost.
+const (
+	gcGrowth   = 3  // full gc when the store grew by 1/gcGrowth of its size after the last one
+	gcMaxPacks = 50 // or holds more packs than this (git's own gc.autoPackLimit)
+)
+
 // gc collects garbage per --git-gc. It runs only after a worktree was
 // removed, never on an idle poll.
 func (r *Repo) gc(ctx context.Context) error {
 	cmds := gcCommands(r.opts.GitGC)
 	if cmds == nil {
 		return nil
+	}
+	if r.opts.GitGC == config.GCAlways {
+		size, packs := storeSize(filepath.Join(r.gitDir, "objects"))
+		if r.gcBase > 0 && size-r.gcBase < r.gcBase/gcGrowth && packs <= gcMaxPacks {
+			return nil
+		}
+		defer func() { r.gcBase, _ = storeSize(filepath.Join(r.gitDir, "objects")) }()
 	}
 	if r.opts.Filter != "" && r.opts.GitGC != config.GCAuto {
 		return r.compactPromisor(ctx)
@@ -46,6 +67,37 @@ func (r *Repo) gc(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// storeSize returns the bytes of the object store's packs and loose objects
+// and the number of packs: one listing of the pack directory and one of
+// each loose-object directory present (after a full gc there are few: every
+// fetch is kept as a pack, see writeManagedConfig).
+func storeSize(objects string) (size int64, packs int) {
+	entries, _ := os.ReadDir(objects)
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case name == "pack":
+			files, _ := os.ReadDir(filepath.Join(objects, name))
+			for _, f := range files {
+				if strings.HasSuffix(f.Name(), ".pack") {
+					packs++
+				}
+				if info, err := f.Info(); err == nil {
+					size += info.Size()
+				}
+			}
+		case len(name) == 2 && isHex(name):
+			files, _ := os.ReadDir(filepath.Join(objects, name))
+			for _, f := range files {
+				if info, err := f.Info(); err == nil {
+					size += info.Size()
+				}
+			}
+		}
+	}
+	return size, packs
 }
 
 // compactPromisor is gc for a partial clone. git's repack keeps every

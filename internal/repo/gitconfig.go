@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"gitsync/internal/atomicfile"
-	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
+	"gitsync/internal/gitconfig"
 )
 
 // The private global configuration (GIT_CONFIG_GLOBAL) is two files in the
@@ -24,7 +23,7 @@ const (
 )
 
 // writePrivateConfig creates the global file and applies the user's entries.
-func writePrivateConfig(ctx context.Context, run *gitcmd.Runner, stateDir string, user []config.GitConfigEntry, mode os.FileMode) error {
+func writePrivateConfig(ctx context.Context, run *gitcmd.Runner, stateDir string, user []gitconfig.Entry, mode os.FileMode) error {
 	path := filepath.Join(stateDir, globalFile)
 	if err := atomicfile.Write(path, []byte("[include]\n\tpath = "+managedFile+"\n"), mode); err != nil {
 		return err
@@ -40,30 +39,4 @@ func writePrivateConfig(ctx context.Context, run *gitcmd.Runner, stateDir string
 		}
 	}
 	return nil
-}
-
-// renderConfig renders entries in git's config file syntax. Keys are
-// section.name or section.subsection.name; the subsection may contain dots.
-func renderConfig(entries []config.GitConfigEntry) string {
-	var b strings.Builder
-	for _, e := range entries {
-		first := strings.IndexByte(e.Key, '.')
-		last := strings.LastIndexByte(e.Key, '.')
-		if first <= 0 || last == len(e.Key)-1 {
-			continue // not a valid key; callers build these, so never reached
-		}
-		section, name := e.Key[:first], e.Key[last+1:]
-		if first == last {
-			fmt.Fprintf(&b, "[%s]\n", section)
-		} else {
-			fmt.Fprintf(&b, "[%s %s]\n", section, quoteConfig(e.Key[first+1:last]))
-		}
-		fmt.Fprintf(&b, "\t%s = %s\n", name, quoteConfig(e.Value))
-	}
-	return b.String()
-}
-
-func quoteConfig(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
 }

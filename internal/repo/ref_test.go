@@ -81,14 +81,3 @@ func TestGCCommands(t *testing.T) {
 		}
 	}
 }
-
-func TestRenderConfig(t *testing.T) {
-	got := renderConfig([]config.GitConfigEntry{
-		{Key: "safe.directory", Value: "/a b"},
-		{Key: "url.https://host/x.y/.insteadOf", Value: `git@host:"q"`},
-	})
-	want := "[safe]\n\tdirectory = \"/a b\"\n[url \"https://host/x.y/\"]\n\tinsteadOf = \"git@host:\\\"q\\\"\"\n"
-	if got != want {
-		t.Fatalf("renderConfig =\n%s\nwant\n%s", got, want)
-	}
-}

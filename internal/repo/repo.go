@@ -2,9 +2,7 @@ package repo
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,15 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"gitsync/internal/atomicfile"
 	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
+	"gitsync/internal/gitconfig"
 	"gitsync/internal/lsremote"
 )
 
 // Options is what the repo package needs from the configuration.
 type Options struct {
-	Root string // canonical absolute root (see CanonicalRoot)
+	Root string // absolute root; canonical (see CanonicalRoot) when it could be created
 	Link string // as configured: absolute, or relative to Root
 
 	Repo, Ref            string
@@ -33,47 +31,65 @@ type Options struct {
 	GroupWrite           bool
 
 	Git         string
-	BaseEnv     []string                // inherited environment plus credential/ssh settings
-	ExtraConfig []config.GitConfigEntry // settings for the private global config (credentials, ...)
-	UserConfig  []config.GitConfigEntry // --git-config and --git-config-add
+	BaseEnv     []string          // inherited environment plus credential/ssh settings
+	ExtraConfig []gitconfig.Entry // settings for the private global config (credentials, ...)
+	UserConfig  []gitconfig.Entry // --git-config and --git-config-add
 
 	Log *slog.Logger
 }
 
-// Repo is an opened, locked root.
+// Repo is an opened root. It is used by one goroutine at a time.
 type Repo struct {
-	opts     Options
-	root     string
-	gitDir   string
-	stateDir string
-	link     string
-	lock     *Lock
-	git      *gitcmd.Runner
-	remote   *lsremote.Remote // the change detector in front of the fetch
-	log      *slog.Logger
-	fileMode os.FileMode
-	dirMode  os.FileMode
+	opts        Options
+	root        string
+	gitDir      string
+	stateDir    string
+	link        string
+	source      string // --repo's directory when it is on this machine, symlinks resolved
+	sourceGiven string // the same, as given
+	lock        *Lock
+	git         *gitcmd.Runner
+	remote      *lsremote.Remote // the change detector in front of the fetch
+	log         *slog.Logger
+	fileMode    os.FileMode
+	dirMode     os.FileMode
 
 	published  string // hash the link points at (a worktree under .worktrees), "" if none
 	legacyPath string // an old-layout tree the link pointed at when we started, to remove after republishing
 	lastRemote string // object name the last fetch brought (FETCH_HEAD, unpeeled)
 	synced     bool   // a fetch succeeded in this run
 	refIsHash  bool   // --ref is a commit hash: once synced, nothing more to fetch
+	needRepair bool   // the last attempt failed (or startup could not finish): repair first
+	failures   int    // consecutive failed attempts
+	gcBase     int64  // object store size after the last full gc in this run; 0 = none yet
 }
 
-// Result describes one sync attempt.
+// Candidate is what Prepare found: the commit --ref names and, when the link
+// has to move, a complete worktree for it. Publish takes it.
+type Candidate struct {
+	Hash    string // the commit to publish; on an idle poll, the published one
+	Fetched bool   // this attempt fetched (an update sync; counts in git_fetch_count_total)
+	NewHash bool   // Hash is not the published commit: the pre-publish hook runs for it
+
+	publish bool   // the link must point at Hash's worktree (new hash or rebuilt tree)
+	aside   string // a replacement for the published tree, built beside it, to swap in
+	remote  string // the object FETCH_HEAD named (unpeeled), for the change detector
+}
+
+// Result describes one completed attempt.
 type Result struct {
 	Hash      string // the commit --ref names, as fetched (or as last fetched on a no-op)
-	Fetched   bool   // this attempt fetched (an update sync; counts in git_fetch_count_total)
-	Published bool   // the link was flipped (new hash or rebuilt worktree)
+	Fetched   bool   // this attempt fetched (an update sync)
+	Published bool   // the link was flipped, or its tree replaced (new hash or rebuilt worktree)
 	NewHash   bool   // the published hash changed
-	// PrePublishErr is the pre-publish hook's error; publishing went ahead.
-	PrePublishErr error
 }
 
-// Open locks the root, empties it when it does not hold a healthy git-sync
-// repository, recovers from whatever a killed run left behind, writes the
-// private git configuration, and initialises the repository if needed.
+// Open locks the root and repairs whatever a killed or older run left in
+// it. Only what retrying cannot fix is an error here: another live git-sync
+// holding the root, or a root or link holding something git-sync will not
+// destroy (see RefusedError). Anything else (a root that cannot be created
+// or written, a repository that cannot be repaired yet) is left for the
+// first attempt to report, so it follows --max-failures like any sync error.
 func Open(ctx context.Context, opts Options) (*Repo, error) {
 	r := &Repo{
 		opts:      opts,
@@ -92,36 +108,14 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if !filepath.IsAbs(r.link) {
 		r.link = filepath.Join(r.root, r.link)
 	}
-	lock, err := AcquireLock(r.root)
-	if err != nil {
-		return nil, err
-	}
-	r.lock = lock
-	if err := r.open(ctx); err != nil {
-		lock.Release()
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *Repo) open(ctx context.Context) error {
-	fresh := !healthyRepo(r.root)
-	if fresh {
-		entries, _ := os.ReadDir(r.root)
-		if len(entries) > 1 {
-			r.log.Info("--root does not hold a healthy repository; emptying it", "root", r.root)
-		}
-		if err := emptyDir(r.root, LockFileName); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(r.stateDir, 0o700|r.dirMode); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
+	if src := localSource(opts.Repo); src != "" {
+		r.source = src
+		r.sourceGiven, _ = filepath.Abs(strings.TrimPrefix(opts.Repo, "file://"))
 	}
 	r.git = &gitcmd.Runner{
-		Git: r.opts.Git,
+		Git: opts.Git,
 		Log: r.log,
-		Env: gitcmd.BuildEnv(r.opts.BaseEnv,
+		Env: gitcmd.BuildEnv(opts.BaseEnv,
 			"GIT_CONFIG_GLOBAL="+filepath.Join(r.stateDir, globalFile),
 			"GIT_CONFIG_NOSYSTEM=1",
 			"GIT_CEILING_DIRECTORIES="+filepath.Dir(r.root),
@@ -129,39 +123,35 @@ func (r *Repo) open(ctx context.Context) error {
 			"GIT_OPTIONAL_LOCKS=0",
 		),
 	}
-	keep := !lsremote.Unsafe(r.opts.UserConfig)
+	keep := !lsremote.Unsafe(opts.UserConfig)
 	if !keep {
 		r.log.Log(ctx, slog.Level(-1), "--git-config sets a credential helper or includes other config; polls use git ls-remote, not a kept HTTP session")
 	}
-	r.remote = lsremote.New(r.git, r.root, r.opts.Repo, keep, r.log)
-	if err := r.writeManagedConfig(); err != nil {
-		return err
+	r.remote = lsremote.New(r.git, r.root, opts.Repo, keep, r.log)
+
+	if kind, why := classifyRoot(r.root, r.source); kind == rootForeign {
+		return nil, &RefusedError{Path: r.root, Reason: why}
 	}
-	if err := writePrivateConfig(ctx, r.git, r.stateDir, r.opts.UserConfig, r.fileMode); err != nil {
-		return err
+	if err := r.checkLink(); err != nil {
+		return nil, err
 	}
-	if fresh {
-		if err := r.initRepo(ctx); err != nil {
-			return err
+	if _, err := os.Stat(r.root); err == nil {
+		lock, err := AcquireLock(r.root)
+		if errors.Is(err, ErrLocked) {
+			return nil, err
 		}
-	} else {
-		removeStaleLocks(r.gitDir)
-		r.dropRefs()
-		_ = os.Remove(filepath.Join(r.gitDir, "gc.pid"))
-		if err := repairHEAD(r.gitDir); err != nil {
-			return err
-		}
-		if err := r.reconcileLocalConfig(ctx); err != nil {
-			return err
-		}
+		r.lock = lock // nil on other errors: repair takes it
 	}
-	if err := os.MkdirAll(filepath.Dir(r.link), 0o777); err != nil {
-		return fmt.Errorf("create directory for --link: %w", err)
+	if err := r.repair(ctx); err != nil {
+		var refused *RefusedError
+		if errors.As(err, &refused) || errors.Is(err, ErrLocked) {
+			r.Close()
+			return nil, err
+		}
+		r.log.Log(ctx, slog.Level(-1), "the root could not be prepared yet; the first attempt tries again", "error", err.Error())
+		r.needRepair = true
 	}
-	r.removeTempLinks()
-	r.pruneAdminDirs()
-	r.readPublished()
-	return nil
+	return r, nil
 }
 
 // Env is the environment git-sync gives its children (git and exec hooks),
@@ -186,151 +176,128 @@ func (r *Repo) Close() {
 	r.lock.Release()
 }
 
-func (r *Repo) initRepo(ctx context.Context) error {
-	args := []string{"init", "--quiet"}
-	if r.opts.GroupWrite {
-		args = append(args, "--shared=group")
+// Prepare does the first half of an attempt: it repairs the root if the last
+// attempt failed, checks the published tree (file reads only), asks the
+// remote whether --ref moved, fetches it when it did (or when this is the
+// run's first attempt, or the tree needs rebuilding), and makes sure a
+// complete worktree exists for the fetched commit. Nothing a reader sees
+// changes: the link moves in Publish.
+//
+// The published tree is never removed or modified while the link points at
+// it. An intact tree that git-sync did not build here (git-sync v4's, or the
+// volume mounted at another path) is adopted; a broken one is replaced by a
+// tree built beside it and swapped in by Publish.
+func (r *Repo) Prepare(ctx context.Context) (c Candidate, err error) {
+	defer func() {
+		if err != nil {
+			r.failed()
+		}
+	}()
+	if r.needRepair {
+		if err := r.repair(ctx); err != nil {
+			return Candidate{}, err
+		}
+		r.needRepair = false
 	}
-	if _, err := r.git.Run(ctx, r.root, args...); err != nil {
-		return fmt.Errorf("initialise repository in %s: %w", r.root, err)
+	healthy := r.linkHealthy() && r.worktreeHealthy(r.published)
+	if r.synced && healthy {
+		if r.refIsHash {
+			return Candidate{Hash: r.published}, nil
+		}
+		unchanged, err := r.remoteUnchanged(ctx)
+		if err != nil {
+			return Candidate{}, err
+		}
+		if unchanged {
+			return Candidate{Hash: r.published}, nil
+		}
 	}
-	// A fresh repository's config is known, so append ours directly rather
-	// than spending a git process per key.
-	f, err := os.OpenFile(filepath.Join(r.gitDir, "config"), os.O_APPEND|os.O_WRONLY, 0)
+
+	commit, fetched, err := r.fetch(ctx)
 	if err != nil {
-		return fmt.Errorf("configure repository: %w", err)
+		return Candidate{}, err
 	}
-	defer f.Close()
-	if _, err := f.WriteString(renderConfig(r.localConfig())); err != nil {
-		return fmt.Errorf("configure repository: %w", err)
+	c = Candidate{Hash: commit, Fetched: true, remote: fetched}
+	if commit == r.published && healthy {
+		return c, nil
 	}
-	return f.Close()
-}
-
-// reconcileLocalConfig brings an existing repository's own settings in line
-// with this run's flags (--repo may have changed between runs, sparse
-// checkout may have been switched on or off).
-func (r *Repo) reconcileLocalConfig(ctx context.Context) error {
-	out, _ := r.git.Run(ctx, r.root, "config", "--local", "--get-regexp", `^(remote\.origin\.url|core\.sparsecheckout)$`)
-	have := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		have[k] = v
-	}
-	for _, e := range r.localConfig() {
-		if have[strings.ToLower(e.Key)] == e.Value {
-			continue
+	c.publish = true
+	c.NewHash = commit != r.published
+	switch {
+	case r.worktreeHealthy(commit), r.adopt(ctx, commit):
+	case r.isLive(commit):
+		c.aside = filepath.Join(r.root, WorktreesDir, uniqueName(asidePrefix))
+		r.log.Info("published worktree is damaged; building a replacement beside it", "hash", commit)
+		if err := r.buildWorktree(ctx, c.aside, commit); err != nil {
+			return Candidate{}, err
 		}
-		if _, err := r.git.Run(ctx, r.root, "config", "--local", "--replace-all", e.Key, e.Value); err != nil {
-			return fmt.Errorf("configure repository: %w", err)
+	default:
+		r.log.Log(ctx, slog.Level(-1), "building worktree", "hash", commit)
+		if err := r.buildWorktree(ctx, r.worktreeDir(commit), commit); err != nil {
+			return Candidate{}, err
 		}
 	}
-	return nil
+	if err := r.writeManagedConfig(); err != nil {
+		return Candidate{}, err
+	}
+	return c, nil
 }
 
-// localConfig is what the repository's own config must say for this run:
-// origin is --repo (relative submodule URLs resolve against it) and sparse
-// checkout is on exactly when a sparse file is given.
-func (r *Repo) localConfig() []config.GitConfigEntry {
-	return []config.GitConfigEntry{
-		{Key: "remote.origin.url", Value: r.opts.Repo},
-		{Key: "core.sparseCheckout", Value: fmt.Sprint(r.opts.SparseCheckoutFile != "")},
-	}
+// isLive reports whether the link currently resolves to the worktree of
+// hash, so that its directory must not be touched.
+func (r *Repo) isLive(hash string) bool {
+	target, err := os.Readlink(r.link)
+	return err == nil && target == r.linkTarget(hash)
 }
 
-// writeManagedConfig writes the part of the private global config git-sync
-// owns: the safe.directory entries for exactly the root and the worktrees
-// that exist (so volumes owned by another UID work without
-// safe.directory=*), and the extra settings (credentials).
-func (r *Repo) writeManagedConfig() error {
-	entries := []config.GitConfigEntry{
-		{Key: "safe.directory", Value: r.root},
-		{Key: "gc.autoDetach", Value: "false"},
-		{Key: "core.logAllRefUpdates", Value: "false"},
-		{Key: "advice.detachedHead", Value: "false"},
+// Publish does the second half of an attempt: it points the link at the
+// candidate's worktree (or swaps in a replacement tree), records the
+// published commit in git-sync's branch, starts the stale clock of the
+// previous tree, removes expired worktrees and collects garbage.
+func (r *Repo) Publish(ctx context.Context, c Candidate) (res Result, err error) {
+	defer func() {
+		if err != nil {
+			r.failed()
+		} else {
+			r.failures = 0
+		}
+	}()
+	now := time.Now()
+	if !c.Fetched {
+		return Result{Hash: c.Hash}, r.finish(ctx, now)
 	}
-	if names, err := os.ReadDir(filepath.Join(r.root, WorktreesDir)); err == nil {
-		for _, e := range names {
-			if config.IsCommitHash(e.Name()) {
-				entries = append(entries, config.GitConfigEntry{Key: "safe.directory", Value: r.worktreeDir(e.Name())})
+	res = Result{Hash: c.Hash, Fetched: true}
+	if c.publish {
+		if c.aside != "" {
+			if err := r.swapIn(ctx, c.aside, c.Hash); err != nil {
+				return Result{}, err
 			}
 		}
+		prev := r.published
+		if prev != "" && prev != c.Hash {
+			// The clock starts before the flip: a kill right after it
+			// must not leave the old tree looking stale since long ago.
+			touch(r.worktreeDir(prev), now)
+		}
+		if err := r.publish(c.Hash); err != nil {
+			return Result{}, err
+		}
+		r.published = c.Hash
+		res.Published, res.NewHash = true, c.NewHash
 	}
-	entries = append(entries, r.opts.ExtraConfig...)
-	return atomicfile.Write(filepath.Join(r.stateDir, managedFile), []byte(renderConfig(entries)), r.fileMode)
-}
-
-// readPublished learns what the link currently points at. A target outside
-// .worktrees (the layout of git-sync v3) is remembered so that it can be
-// removed once the commit is republished in the current layout.
-func (r *Repo) readPublished() {
-	target, err := os.Readlink(r.link)
-	if err != nil {
-		return
-	}
-	if !filepath.IsAbs(target) {
-		target = filepath.Join(filepath.Dir(r.link), target)
-	}
-	target = filepath.Clean(target)
-	hash := filepath.Base(target)
-	if target == r.worktreeDir(hash) && config.IsCommitHash(hash) {
-		r.published = hash
-		return
-	}
-	if filepath.Dir(target) == r.root {
-		name := strings.TrimPrefix(hash, "rev-")
-		if config.IsCommitHash(name) {
-			r.legacyPath = target
+	r.synced, r.lastRemote = true, c.remote
+	if r.ownRef() != c.Hash {
+		if err := r.writeOwnRef(c.Hash); err != nil {
+			return Result{}, err
 		}
 	}
+	return res, r.finish(ctx, time.Now())
 }
 
-// linkHealthy reports whether the link points at the worktree of the
-// published hash (one readlink).
-func (r *Repo) linkHealthy() bool {
-	if r.published == "" {
-		return false
-	}
-	target, err := os.Readlink(r.link)
-	return err == nil && target == r.linkTarget(r.published)
-}
-
-// linkTarget is the relative symlink target for the worktree of hash.
-func (r *Repo) linkTarget(hash string) string {
-	rel, err := filepath.Rel(filepath.Dir(r.link), r.worktreeDir(hash))
-	if err != nil {
-		return r.worktreeDir(hash)
-	}
-	return rel
-}
-
-// tempLinkPrefix names temporary links beside the link; a unique suffix
-// follows, and leftovers of a killed run are removed at startup.
-func (r *Repo) tempLinkPrefix() string {
-	return filepath.Join(filepath.Dir(r.link), "."+filepath.Base(r.link)+".tmp-")
-}
-
-func (r *Repo) removeTempLinks() {
-	matches, _ := filepath.Glob(r.tempLinkPrefix() + "*")
-	for _, m := range matches {
-		_ = os.Remove(m)
-	}
-}
-
-// publish atomically points the link at the worktree of hash: a uniquely
-// named temporary symlink renamed over the link.
-func (r *Repo) publish(hash string) error {
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
-	tmp := r.tempLinkPrefix() + hex.EncodeToString(suffix[:])
-	if err := os.Symlink(r.linkTarget(hash), tmp); err != nil {
-		return fmt.Errorf("publish %s: %w", hash, err)
-	}
-	if err := os.Rename(tmp, r.link); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("publish %s: %w", hash, err)
-	}
-	return nil
+// failed records a failed attempt: the next one repairs first.
+func (r *Repo) failed() {
+	r.needRepair = true
+	r.failures++
 }
 
 // fetch fetches --ref and returns the commit that this fetch brought.
@@ -368,65 +335,6 @@ func (r *Repo) remoteUnchanged(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	return found && hash == r.lastRemote, nil
-}
-
-// Sync runs one attempt (SPEC section 2). prePublish, if not nil, runs in
-// the new worktree before the link flips to a new hash; its error is
-// reported in the Result and does not stop publishing.
-func (r *Repo) Sync(ctx context.Context, prePublish func(ctx context.Context, hash string) error) (Result, error) {
-	now := time.Now()
-	healthy := r.linkHealthy() && r.worktreeHealthy(r.published)
-	if r.synced && healthy {
-		if r.refIsHash {
-			return r.idle(ctx, now)
-		}
-		unchanged, err := r.remoteUnchanged(ctx)
-		if err != nil {
-			return Result{}, err
-		}
-		if unchanged {
-			return r.idle(ctx, now)
-		}
-	}
-
-	commit, fetched, err := r.fetch(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{Hash: commit, Fetched: true}
-	if commit == r.published && healthy {
-		r.synced, r.lastRemote = true, fetched
-		return res, r.finish(ctx, now)
-	}
-
-	if !r.worktreeHealthy(commit) {
-		r.log.Log(ctx, slog.Level(-1), "building worktree", "hash", commit)
-		if err := r.buildWorktree(ctx, commit); err != nil {
-			return Result{}, err
-		}
-	}
-	if err := r.writeManagedConfig(); err != nil {
-		return Result{}, err
-	}
-	res.NewHash = commit != r.published
-	if res.NewHash && prePublish != nil {
-		res.PrePublishErr = prePublish(ctx, commit)
-	}
-	if err := r.publish(commit); err != nil {
-		return Result{}, err
-	}
-	res.Published = true
-	prev := r.published
-	r.published, r.synced, r.lastRemote = commit, true, fetched
-	if prev != "" && prev != commit {
-		touch(r.worktreeDir(prev), time.Now())
-	}
-	return res, r.finish(ctx, time.Now())
-}
-
-// idle is the end of an attempt that found nothing to do.
-func (r *Repo) idle(ctx context.Context, now time.Time) (Result, error) {
-	return Result{Hash: r.published}, r.finish(ctx, now)
 }
 
 // finish removes expired worktrees (and an old-layout tree once the commit
@@ -468,22 +376,4 @@ func (r *Repo) removeLegacy() bool {
 	r.log.Info("removed old-layout worktree", "path", r.legacyPath)
 	r.legacyPath = ""
 	return true
-}
-
-// dropRefs deletes every branch, tag and remote-tracking ref and every
-// reflog. git-sync itself keeps none (FETCH_HEAD and the worktrees' HEADs are all it needs);
-// refs left by git-sync v3 or by hand would pin superseded commits against
-// gc forever.
-func (r *Repo) dropRefs() {
-	_ = os.Remove(filepath.Join(r.gitDir, "packed-refs"))
-	// Reflogs pin every commit they ever named; git-sync writes none itself
-	// (core.logAllRefUpdates=false), so drop those an earlier tool left.
-	_ = os.RemoveAll(filepath.Join(r.gitDir, "logs"))
-	for _, d := range []string{"heads", "tags", "remotes"} {
-		dir := filepath.Join(r.gitDir, "refs", d)
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
-	}
 }

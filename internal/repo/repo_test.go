@@ -43,11 +43,20 @@ func open(t *testing.T, root, url, ref string, tweak func(*Options)) *Repo {
 	return r
 }
 
+// sync runs one attempt: Prepare, then Publish.
+func sync(r *Repo) (Result, error) {
+	c, err := r.Prepare(context.Background())
+	if err != nil {
+		return Result{}, err
+	}
+	return r.Publish(context.Background(), c)
+}
+
 func mustSync(t *testing.T, r *Repo) Result {
 	t.Helper()
-	res, err := r.Sync(context.Background(), nil)
+	res, err := sync(r)
 	if err != nil {
-		t.Fatalf("Sync: %v", err)
+		t.Fatalf("sync: %v", err)
 	}
 	return res
 }

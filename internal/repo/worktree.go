@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +15,10 @@ import (
 )
 
 // completeMarker is written into a worktree's administrative directory
-// (ROOT/.git/worktrees/HASH) as the very last step of building it. A
-// worktree without it was half-built by a killed run, or is not ours, and is
-// rebuilt rather than trusted. Its content records whether the checkout had
-// any files, for the cheap "not empty" health check.
+// (ROOT/.git/worktrees/HASH) as the very last step of building or adopting
+// it. A worktree without it was half-built by a killed run, or is not
+// known to be whole, and is checked before it is trusted. Its content records
+// whether the checkout had any files, for the cheap "not empty" health check.
 const completeMarker = "gitsync-complete"
 
 const markerEmpty = "empty\n"
@@ -32,7 +34,7 @@ func (r *Repo) adminDir(hash string) string {
 }
 
 // gitFileContent is the .git file of a worktree: a relative pointer, so
-// the volume can be mounted elsewhere.
+// the volume can be mounted elsewhere. git-sync v4 writes the same bytes.
 func gitFileContent(hash string) string {
 	return "gitdir: ../../.git/worktrees/" + hash + "\n"
 }
@@ -41,21 +43,32 @@ func gitFileContent(hash string) string {
 // complete, still names hash, and is not empty. It runs on every attempt,
 // idle polls included.
 func (r *Repo) worktreeHealthy(hash string) bool {
+	if hash == "" {
+		return false
+	}
 	dir, admin := r.worktreeDir(hash), r.adminDir(hash)
 	marker, err := os.ReadFile(filepath.Join(admin, completeMarker))
 	if err != nil {
 		return false
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, ".git")); err != nil || string(b) != gitFileContent(hash) {
-		return false
-	}
-	if b, err := os.ReadFile(filepath.Join(admin, "HEAD")); err != nil || strings.TrimSpace(string(b)) != hash {
+	if !r.pointsHome(dir, hash) {
 		return false
 	}
 	if string(marker) == markerEmpty {
 		return true
 	}
 	return hasEntryBesidesGit(dir)
+}
+
+// pointsHome reports whether the tree in dir is the worktree of hash as git
+// sees it: its .git file names the administrative directory of hash, whose
+// HEAD names hash. Someone who committed or checked out there changed HEAD.
+func (r *Repo) pointsHome(dir, hash string) bool {
+	if b, err := os.ReadFile(filepath.Join(dir, ".git")); err != nil || string(b) != gitFileContent(hash) {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(r.adminDir(hash), "HEAD"))
+	return err == nil && strings.TrimSpace(string(b)) == hash
 }
 
 // hasEntryBesidesGit reports whether dir holds anything but ".git", reading
@@ -75,39 +88,144 @@ func hasEntryBesidesGit(dir string) bool {
 	return false
 }
 
-// buildWorktree creates the worktree of hash from scratch: git's
-// administrative files, the relative .git pointer, the sparse-checkout file
-// if configured, one checkout, submodules, then the completion marker.
-//
-// The administrative files are what `git worktree add --no-checkout` would
-// write (gitrepository-layout: worktrees/<id>/gitdir, commondir and a
-// detached HEAD), written here because `worktree add` spends two git
-// processes on them (about 2.6 ms of CPU, some 6% of a small update).
-func (r *Repo) buildWorktree(ctx context.Context, hash string) error {
+// adopt takes over the worktree of hash when git-sync did not build it in
+// this root's current location: a root written by git-sync v4 (same layout,
+// no completion marker), a volume mounted at another path, or a tree whose
+// administrative directory was lost with .git. It is trusted only after
+// one check: the .git file points home, git finished writing the index (a
+// checkout killed half way leaves index.lock and no index), and every file
+// the index lists is in the tree with its content (`git diff-files`, after
+// refreshing the index's file metadata, which a move or a lost index make
+// stale). When the administrative directory is gone, it is written again
+// and the index rebuilt from the commit first. The tree itself is never
+// modified, so a published tree stays readable throughout, and a tree that
+// fails the check is left for Prepare to replace. It reports whether hash
+// now has a healthy worktree.
+func (r *Repo) adopt(ctx context.Context, hash string) bool {
 	dir, admin := r.worktreeDir(hash), r.adminDir(hash)
-	if err := r.removeWorktree(hash); err != nil {
-		return err
+	if b, err := os.ReadFile(filepath.Join(dir, ".git")); err != nil || string(b) != gitFileContent(hash) {
+		return false
 	}
-	for _, d := range []string{dir, admin} {
-		if err := os.MkdirAll(d, r.dirMode); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
+	if !hasEntryBesidesGit(dir) {
+		return false
+	}
+	if _, err := os.Lstat(admin); errors.Is(err, os.ErrNotExist) {
+		if err := r.writeAdminFiles(dir, admin, hash); err != nil {
+			return false
 		}
+		if _, err := r.git.Run(ctx, dir, "read-tree", hash); err != nil {
+			r.log.Info("cannot adopt worktree: rebuilding its index failed", "hash", hash, "error", err.Error())
+			return false
+		}
+	} else {
+		if !r.pointsHome(dir, hash) {
+			return false
+		}
+		if _, err := os.Stat(filepath.Join(admin, "index")); err != nil {
+			return false
+		}
+		if _, err := os.Lstat(filepath.Join(admin, "index.lock")); err == nil {
+			return false
+		}
+		// The absolute back-pointer is stale after a move; reflogs of an
+		// earlier tool would pin old commits against gc.
+		_ = os.WriteFile(filepath.Join(admin, "gitdir"), []byte(filepath.Join(dir, ".git")+"\n"), r.fileMode)
+		_ = os.RemoveAll(filepath.Join(admin, "logs"))
+		_ = os.Remove(filepath.Join(admin, "ORIG_HEAD"))
+	}
+	if _, err := r.git.Run(ctx, dir, "update-index", "-q", "--refresh"); err != nil {
+		return false
+	}
+	if _, err := r.git.Run(ctx, dir, "diff-files", "--quiet", "--ignore-submodules"); err != nil {
+		r.log.Info("existing worktree differs from its commit; not adopting it", "hash", hash)
+		return false
+	}
+	if err := r.markComplete(dir, admin); err != nil {
+		return false
+	}
+	r.log.Info("adopted existing worktree", "hash", hash)
+	return true
+}
+
+// writeAdminFiles writes git's administrative files for a worktree at dir
+// (what `git worktree add --no-checkout` would write: gitrepository-layout's
+// worktrees/<id>/gitdir, commondir and a detached HEAD), written here
+// because `worktree add` spends two git processes on them.
+func (r *Repo) writeAdminFiles(dir, admin, hash string) error {
+	if err := os.MkdirAll(admin, r.dirMode); err != nil {
+		return fmt.Errorf("create %s: %w", admin, err)
 	}
 	files := []struct{ path, content string }{
 		{filepath.Join(admin, "commondir"), "../..\n"},
-		{filepath.Join(admin, "gitdir"), filepath.Join(dir, ".git") + "\n"},
+		{filepath.Join(admin, "gitdir"), filepath.Join(r.worktreeDir(hash), ".git") + "\n"},
 		{filepath.Join(admin, "HEAD"), hash + "\n"},
-		{filepath.Join(dir, ".git"), gitFileContent(hash)},
 	}
 	for _, f := range files {
 		if err := os.WriteFile(f.path, []byte(f.content), r.fileMode); err != nil {
 			return fmt.Errorf("add worktree for %s: %w", hash, err)
 		}
 	}
+	return nil
+}
+
+// markComplete records that the tree in dir is whole.
+func (r *Repo) markComplete(dir, admin string) error {
+	marker := "complete\n"
+	if !hasEntryBesidesGit(dir) {
+		marker = markerEmpty
+	}
+	if err := os.WriteFile(filepath.Join(admin, completeMarker), []byte(marker), r.fileMode); err != nil {
+		return fmt.Errorf("mark worktree %s complete: %w", filepath.Base(admin), err)
+	}
+	return nil
+}
+
+// buildWorktree checks out hash into dir from scratch: git's administrative
+// files, the relative .git pointer, the sparse-checkout file if configured,
+// one checkout, submodules, then the completion marker. dir is the
+// worktree's own place, or a place beside it when the worktree of hash is
+// published and must be replaced without being touched (see Prepare); the
+// .git pointer is relative and the same from both, and the administrative
+// directory is the one of hash either way.
+//
+// A failed build removes what it made, so no half-built tree is left for a
+// later attempt or reader to find.
+func (r *Repo) buildWorktree(ctx context.Context, dir, hash string) (err error) {
+	admin := r.adminDir(hash)
+	if dir == r.worktreeDir(hash) {
+		// Not published (Prepare builds aside otherwise): start from
+		// nothing, administrative files and submodule repositories too.
+		if err := r.removeWorktree(hash); err != nil {
+			return err
+		}
+	} else if err := r.removeTree(dir); err != nil {
+		return err
+	}
+	// The marker goes first: from here until the end, the administrative
+	// directory describes a tree being built.
+	_ = os.Remove(filepath.Join(admin, completeMarker))
+	defer func() {
+		if err != nil {
+			if rmErr := r.removeTree(dir); rmErr != nil {
+				r.log.Error("remove half-built worktree", "path", dir, "error", rmErr.Error())
+			}
+		}
+	}()
+	if err := os.MkdirAll(dir, r.dirMode); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := r.writeAdminFiles(dir, admin, hash); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".git"), []byte(gitFileContent(hash)), r.fileMode); err != nil {
+		return fmt.Errorf("add worktree for %s: %w", hash, err)
+	}
 	if r.opts.SparseCheckoutFile != "" {
 		if err := r.writeSparseFile(admin); err != nil {
 			return err
 		}
+	} else {
+		_ = os.Remove(filepath.Join(admin, "info", "sparse-checkout"))
 	}
 	if _, err := r.git.Run(ctx, dir, "reset", "--hard", "--quiet", hash); err != nil {
 		return fmt.Errorf("check out %s: %w", hash, err)
@@ -115,14 +233,7 @@ func (r *Repo) buildWorktree(ctx context.Context, hash string) error {
 	if err := r.updateSubmodules(ctx, dir); err != nil {
 		return err
 	}
-	marker := "complete\n"
-	if !hasEntryBesidesGit(dir) {
-		marker = markerEmpty
-	}
-	if err := os.WriteFile(filepath.Join(admin, completeMarker), []byte(marker), r.fileMode); err != nil {
-		return fmt.Errorf("mark worktree %s complete: %w", hash, err)
-	}
-	return nil
+	return r.markComplete(dir, admin)
 }
 
 // writeSparseFile copies --sparse-checkout-file verbatim into the
@@ -201,16 +312,49 @@ func selectedGitlinks(lsFiles string) []string {
 	return paths
 }
 
-// removeWorktree deletes the worktree of hash and its administrative
-// directory, which is what `git worktree remove` would do, without a process.
-func (r *Repo) removeWorktree(hash string) error {
-	var errs []error
-	for _, p := range []string{r.worktreeDir(hash), r.adminDir(hash)} {
-		if err := os.RemoveAll(p); err != nil {
-			errs = append(errs, err)
+// trashPrefix names directories on their way out under .worktrees. Not
+// being named like a hash, a leftover of a killed run is swept by the next
+// cleanup.
+const trashPrefix = ".trash-"
+
+// asidePrefix names a replacement tree built beside a published one.
+const asidePrefix = ".aside-"
+
+// uniqueName returns prefix followed by a random suffix.
+func uniqueName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// removeTree deletes the directory tree at path crash-safely: it is first
+// renamed to a trash name, in one atomic step, and only then deleted. A kill
+// in the middle leaves a trash directory, never a partial tree at a
+// worktree's name that could pass for whole.
+func (r *Repo) removeTree(path string) error {
+	trash := filepath.Join(r.root, WorktreesDir, uniqueName(trashPrefix))
+	if err := os.Rename(path, trash); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
 		}
+		return fmt.Errorf("remove %s: %w", path, err)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeWorktree deletes the worktree of hash and then its administrative
+// directory, which is what `git worktree remove` would do, without a
+// process. The tree goes first (atomically, see removeTree), so a kill in
+// between leaves an administrative directory without a tree, which pruning
+// removes, and never a tree that is trusted but partial.
+func (r *Repo) removeWorktree(hash string) error {
+	if err := r.removeTree(r.worktreeDir(hash)); err != nil {
+		return fmt.Errorf("remove worktree %s: %w", hash, err)
+	}
+	if err := os.RemoveAll(r.adminDir(hash)); err != nil {
 		return fmt.Errorf("remove worktree %s: %w", hash, err)
 	}
 	return nil
@@ -259,6 +403,11 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 // pruneAdminDirs removes git's administrative directories of worktrees that
 // no longer exist (what `git worktree prune` does), so git never trips over
 // a worktree a killed run half-created or an earlier version left behind.
+//
+// A worktree exists when .worktrees/<id> does; its absolute back-pointer
+// (the gitdir file) is rewritten when the volume was mounted elsewhere,
+// never taken as a reason to prune. Worktrees of git-sync v3 sit directly
+// under the root and are recognised by their back-pointer.
 func (r *Repo) pruneAdminDirs() {
 	base := filepath.Join(r.gitDir, "worktrees")
 	entries, err := os.ReadDir(base)
@@ -267,9 +416,15 @@ func (r *Repo) pruneAdminDirs() {
 	}
 	for _, e := range entries {
 		admin := filepath.Join(base, e.Name())
-		gitdir, err := os.ReadFile(filepath.Join(admin, "gitdir"))
-		if err == nil {
-			if _, err := os.Stat(strings.TrimSpace(string(gitdir))); err == nil {
+		want := filepath.Join(r.worktreeDir(e.Name()), ".git")
+		if _, err := os.Stat(filepath.Dir(want)); err == nil {
+			if b, err := os.ReadFile(filepath.Join(admin, "gitdir")); err != nil || strings.TrimSpace(string(b)) != want {
+				_ = os.WriteFile(filepath.Join(admin, "gitdir"), []byte(want+"\n"), r.fileMode)
+			}
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(admin, "gitdir")); err == nil {
+			if _, err := os.Stat(strings.TrimSpace(string(b))); err == nil {
 				continue
 			}
 		}

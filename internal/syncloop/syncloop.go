@@ -23,9 +23,12 @@ import (
 	"gitsync/internal/repo"
 )
 
-// Syncer does one sync attempt (implemented by *repo.Repo).
+// Syncer does sync attempts in two halves (implemented by *repo.Repo):
+// Prepare fetches and builds a candidate without changing what readers see,
+// Publish makes it visible. The pre-publish hook runs between the two.
 type Syncer interface {
-	Sync(ctx context.Context, prePublish func(ctx context.Context, hash string) error) (repo.Result, error)
+	Prepare(ctx context.Context) (repo.Candidate, error)
+	Publish(ctx context.Context, c repo.Candidate) (repo.Result, error)
 	HashDone() bool
 }
 
@@ -67,7 +70,9 @@ type Loop struct {
 	postHooks  []Hook // post-publish hooks
 	trigger    chan struct{}
 	ready      atomic.Bool
-	log        *slog.Logger
+
+	errorFileMayExist bool // --error-file may be on disk (this or an earlier run wrote it)
+	log               *slog.Logger
 }
 
 // New creates a Loop. auth and prePublish may be nil.
@@ -77,6 +82,8 @@ func New(opts Options, syncer Syncer, auth Refresher, metrics Metrics, prePublis
 		prePublish: prePublish, postHooks: postHooks,
 		trigger: make(chan struct{}, 1),
 		log:     opts.Log,
+
+		errorFileMayExist: true,
 	}
 }
 
@@ -99,6 +106,9 @@ var ErrTooManyFailures = errors.New("too many sync failures")
 type Attempt struct {
 	Result repo.Result
 	Err    error
+	// PrePublishErr is the pre-publish hook's error; publishing went ahead
+	// (upstream's semantics).
+	PrePublishErr error
 }
 
 // SyncOnce runs one attempt bounded by --sync-timeout and does its
@@ -109,12 +119,13 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
 	defer cancel()
 
-	res, err := l.attempt(ctx, oneTime)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
-		err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, err)
+	a := l.attempt(ctx, oneTime)
+	if a.Err != nil && ctx.Err() == context.DeadlineExceeded {
+		a.Err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, a.Err)
 	}
+	res := a.Result
 	switch {
-	case err != nil:
+	case a.Err != nil:
 		l.metrics.ObserveSync(metrics.StatusError, time.Since(start))
 	case res.Fetched:
 		l.metrics.ObserveSync(metrics.StatusSuccess, time.Since(start))
@@ -122,8 +133,8 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 	default:
 		l.metrics.ObserveSync(metrics.StatusNoop, time.Since(start))
 	}
-	if err != nil {
-		return Attempt{Err: err}
+	if a.Err != nil {
+		return a
 	}
 	if res.Fetched {
 		l.ready.Store(true)
@@ -134,10 +145,8 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 		} else {
 			l.log.Log(ctx, slog.Level(-1), "confirmed published commit", "hash", res.Hash)
 		}
-		if res.PrePublishErr != nil {
-			l.logError("pre-publish hook failed; published anyway", res.PrePublishErr)
-		} else {
-			l.removeErrorFile()
+		if a.PrePublishErr != nil {
+			l.logError("pre-publish hook failed; published anyway", a.PrePublishErr)
 		}
 		if !oneTime {
 			for _, h := range l.postHooks {
@@ -148,26 +157,33 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 	} else {
 		l.log.Log(ctx, slog.Level(-2), "no change", "hash", res.Hash)
 	}
-	return Attempt{Result: res}
+	if a.PrePublishErr == nil {
+		l.clearError()
+	}
+	return a
 }
 
-func (l *Loop) attempt(ctx context.Context, oneTime bool) (repo.Result, error) {
+// attempt refreshes credentials, prepares a candidate, runs the pre-publish
+// hook for a new hash, and publishes.
+func (l *Loop) attempt(ctx context.Context, oneTime bool) Attempt {
 	if l.auth != nil {
 		if err := l.auth.Refresh(ctx); err != nil {
-			return repo.Result{}, fmt.Errorf("refresh credentials: %w", err)
+			return Attempt{Err: fmt.Errorf("refresh credentials: %w", err)}
 		}
 	}
-	var pre func(context.Context, string) error
-	if l.prePublish != nil {
-		pre = func(ctx context.Context, hash string) error {
-			err := l.prePublish.Once(ctx, hash)
-			if err != nil && !oneTime {
-				l.prePublish.Send(hash) // keep retrying in the background
-			}
-			return err
+	c, err := l.syncer.Prepare(ctx)
+	if err != nil {
+		return Attempt{Err: err}
+	}
+	var a Attempt
+	if c.NewHash && l.prePublish != nil {
+		a.PrePublishErr = l.prePublish.Once(ctx, c.Hash)
+		if a.PrePublishErr != nil && !oneTime {
+			l.prePublish.Send(c.Hash) // keep retrying in the background
 		}
 	}
-	return l.syncer.Sync(ctx, pre)
+	a.Result, a.Err = l.syncer.Publish(ctx, c)
+	return a
 }
 
 // RunOnce implements --one-time: one sync, then exactly one attempt of each
@@ -176,16 +192,23 @@ func (l *Loop) attempt(ctx context.Context, oneTime bool) (repo.Result, error) {
 func (l *Loop) RunOnce(ctx context.Context) error {
 	a := l.SyncOnce(ctx, true)
 	if a.Err != nil {
+		if ctx.Err() != nil {
+			// Stopped by SIGTERM/SIGINT: a clean shutdown, not a failure.
+			return nil
+		}
 		l.logError("sync failed", a.Err)
 		return a.Err
 	}
 	var errs []error
-	if a.Result.PrePublishErr != nil {
-		errs = append(errs, fmt.Errorf("pre-publish hook: %w", a.Result.PrePublishErr))
+	if a.PrePublishErr != nil {
+		errs = append(errs, fmt.Errorf("pre-publish hook: %w", a.PrePublishErr))
 	}
 	if a.Result.Fetched {
 		for _, h := range l.postHooks {
 			if err := h.Once(ctx, a.Result.Hash); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				l.logError("hook failed", err)
 				errs = append(errs, err)
 			}
@@ -203,6 +226,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		a := l.SyncOnce(ctx, false)
 		if ctx.Err() != nil {
 			return nil
+		}
+		var refused *repo.RefusedError
+		if errors.As(a.Err, &refused) {
+			l.logError("sync failed", a.Err)
+			return a.Err
 		}
 		if a.Err != nil {
 			failures++
@@ -255,6 +283,7 @@ func (l *Loop) logError(msg string, err error, args ...any) {
 	if l.opts.ErrorFile == "" {
 		return
 	}
+	l.errorFileMayExist = true
 	report := errorReport{Msg: msg, Err: err.Error(), Args: map[string]any{}}
 	for i := 0; i+1 < len(args); i += 2 {
 		if k, ok := args[i].(string); ok {
@@ -272,10 +301,15 @@ func (l *Loop) logError(msg string, err error, args ...any) {
 	}
 }
 
-func (l *Loop) removeErrorFile() {
-	if l.opts.ErrorFile == "" {
+// clearError removes --error-file after a successful sync, idle polls
+// included: the failure it reported has ended. It costs nothing on the idle
+// path unless this run wrote the file, or has not yet checked for one an
+// earlier run left.
+func (l *Loop) clearError() {
+	if l.opts.ErrorFile == "" || !l.errorFileMayExist {
 		return
 	}
+	l.errorFileMayExist = false
 	if err := os.Remove(l.opts.ErrorFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.log.Error("remove --error-file", "path", l.opts.ErrorFile, "error", err.Error())
 	}

@@ -24,20 +24,29 @@ type scripted struct {
 	script   []error
 	attempts int
 	hashDone bool
+	gate     func(attempt int) // if set, called at the start of each attempt (0-based)
 }
 
-func (s *scripted) Sync(ctx context.Context, pre func(context.Context, string) error) (repo.Result, error) {
+func (s *scripted) Prepare(ctx context.Context) (repo.Candidate, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := s.attempts
 	s.attempts++
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		gate(n)
+	}
 	if n >= len(s.script) {
-		return repo.Result{Hash: "h"}, nil
+		return repo.Candidate{Hash: "h"}, nil
 	}
 	if err := s.script[n]; err != nil {
-		return repo.Result{}, err
+		return repo.Candidate{}, err
 	}
-	return repo.Result{Hash: "h", Fetched: true, Published: true, NewHash: true}, nil
+	return repo.Candidate{Hash: "h", Fetched: true, NewHash: true}, nil
+}
+
+func (s *scripted) Publish(ctx context.Context, c repo.Candidate) (repo.Result, error) {
+	return repo.Result{Hash: c.Hash, Fetched: c.Fetched, Published: c.NewHash, NewHash: c.NewHash}, nil
 }
 
 func (s *scripted) HashDone() bool { return s.hashDone }
@@ -133,31 +142,80 @@ func TestRunOnceReportsFailure(t *testing.T) {
 }
 
 func TestHashDoneStopsPolling(t *testing.T) {
-	s := &scripted{script: []error{nil}, hashDone: true}
+	// The first attempt publishes the hash; any later attempt would fail,
+	// which with the default failure budget ends Run with an error.
+	s := &scripted{script: []error{nil, errBoom}, hashDone: true}
 	l, _ := newLoop(t, s, 0, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !l.Ready() && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polling readiness, not synchronising
+	}
+	if !l.Ready() {
+		t.Fatal("the first attempt did not succeed")
 	}
 	// An absence check: over a window of 50 periods no further attempt
-	// may start.
-	time.Sleep(50 * time.Millisecond)
+	// may start (one would fail and end Run).
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v while the hash was published, after %d attempts", err, s.count())
+	case <-time.After(50 * time.Millisecond):
+	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v after cancel, want nil", err)
+	}
 	if s.count() != 1 {
 		t.Fatalf("%d attempts after the hash was published, want 1", s.count())
 	}
 }
 
 func TestTriggerCollapses(t *testing.T) {
-	l, _ := newLoop(t, &scripted{}, 0, 0)
+	// Attempts happen only when triggered (the period is an hour). While
+	// the first attempt runs, five triggers arrive: they must collapse into
+	// exactly one more attempt.
+	started := make(chan int, 10)
+	release := make(chan struct{})
+	s := &scripted{script: []error{nil}, gate: func(n int) {
+		started <- n
+		if n == 0 {
+			<-release
+		}
+	}}
+	l, _ := newLoop(t, s, 0, 0)
+	l.opts.Period, l.opts.InitPeriod = time.Hour, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+
+	if n := <-started; n != 0 {
+		t.Fatalf("first attempt numbered %d", n)
+	}
 	for i := 0; i < 5; i++ {
 		l.Trigger() // never blocks
 	}
-	if len(l.trigger) != 1 {
-		t.Fatalf("%d pending triggers, want 1", len(l.trigger))
+	close(release)
+	select {
+	case n := <-started:
+		if n != 1 {
+			t.Fatalf("second attempt numbered %d", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the triggers during the first attempt did not start another")
+	}
+	// The second attempt consumed the only pending trigger; nothing is
+	// left that would start a third before the hour is up.
+	if len(l.trigger) != 0 {
+		t.Fatalf("%d triggers still pending after the second attempt started, want 0", len(l.trigger))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := s.count(); got != 2 {
+		t.Fatalf("%d attempts, want 2", got)
 	}
 }

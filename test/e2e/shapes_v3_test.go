@@ -86,9 +86,10 @@ func TestShapeV3Upgrade(t *testing.T) {
 				}
 			}
 			// v3's refs would pin superseded commits; they are gone, and
-			// so (gc after the removal) is a superseded commit.
-			if refs := gitIn(t, root, "for-each-ref", "--format=%(refname)"); refs != "" {
-				t.Errorf("refs left after the upgrade:\n%s", refs)
+			// so (gc after the removal) is a superseded commit. Only
+			// git-sync's own branch remains, naming the published commit.
+			if refs := gitIn(t, root, "for-each-ref", "--format=%(refname) %(objectname)"); refs != "refs/heads/git-sync "+want {
+				t.Errorf("refs after the upgrade:\n%s\nwant only refs/heads/git-sync at %s", refs, want)
 			}
 			if tc.update && shapeHasObject(root, old) {
 				t.Errorf("the v3 commit %s is still in the object store after the upgrade", old)
