@@ -122,21 +122,47 @@ A tree that stops being published is removed after --stale-worktree-timeout
 (at the next cleanup by default). Objects no longer needed are reclaimed
 according to --git-gc, only after a tree was removed, never on an idle poll.
 
+The published commit is also kept on the branch refs/heads/git-sync (as
+git-sync v4 does), so that each fetch tells the remote what is already
+here and downloads only what changed. Other branches, tags and reflogs in
+the root are removed: they would keep old commits on disk forever.
+
 Anything else git-sync keeps (a lock file, private git configuration) lives
 under hidden names (.git, .worktrees, .git-sync, .git-sync.lock) that --link,
 --touch-file and --error-file may not use. One git-sync process owns a root:
 a second one started on the same root (for example two pods sharing a
-volume) fails at startup instead of corrupting the first one's state. If the
-root holds something that is not a healthy git-sync repository, its
-contents are deleted (never the directory itself). Roots written by
-git-sync v3 are upgraded in place by the first sync.
+volume) fails at startup instead of corrupting the first one's state.
+
+What git-sync finds in the root when it starts:
+
+- Nothing, or only things that are not a git repository: the contents are
+  deleted (never the directory itself) and the repository is created.
+- A root written by git-sync v4 or by an earlier run of this git-sync,
+  also when the volume is now mounted at another path: it is taken over as
+  it is. A published tree git-sync did not build itself is checked once
+  (every file against its commit) and then used without being touched, so
+  readers never notice the swap of the image.
+- A root written by git-sync v3: upgraded in place by the first sync.
+- Someone else's repository (a clone with a checkout of its own, a bare
+  repository, a .git file, or the --repo source itself) is refused with
+  an error, never emptied: its branches, tags and files stay. Likewise a
+  --link path that holds a file or a directory is refused, not replaced.
+
+The published tree is never removed or modified while the link points at
+it. If it is damaged (files deleted, someone committed in it), a
+replacement is built beside it and swapped in with one atomic rename.
 `},
 	{"HOW ONE SYNC WORKS", `
 1. Credentials are refreshed (password files re-read, the askpass URL
    called, a GitHub App token renewed when it is about to expire).
-2. The root is checked and repaired: missing repository, stale lock files
-   left by a crash, a half-built tree or a dangling link are all fixed
-   without help.
+2. After a failed attempt, and at startup, the root is checked and
+   repaired before anything else: lock files left by a killed git, a
+   half-built tree, a dangling link, a deleted .git, HEAD or root, an
+   unreadable .git/config and a deleted link directory are all fixed
+   without help, keeping the published tree and re-creating only what is
+   lost. Nothing of git-sync's runs between attempts, so every lock found
+   then is stale. A git stopped by --sync-timeout gets SIGTERM first, so
+   it can remove its own locks, and SIGKILL a second later.
 3. The remote is asked whether the ref still names what the last fetch
    brought. If it does and the published tree is intact, nothing more
    happens (an idle poll). Over HTTP(S) the question is one request to a

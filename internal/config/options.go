@@ -271,7 +271,7 @@ func (p *parser) options() []*option {
 		{
 			name: "git-gc", arg: "MODE", value: stringValue{&c.GitGC}, def: GCAlways, topic: topicGit,
 			usage: "How to collect garbage after old trees are removed: auto, always, aggressive or off.",
-			more:  "It never runs on an idle poll. always keeps disk use close to one checkout plus the configured history.",
+			more:  "It never runs on an idle poll. always keeps the object store within about 4/3 of its size after a full gc: every fetch is kept as a small pack, and a full repack (git repack -a -d, git prune) runs when the store has grown by a third or holds more than 50 packs, and at the first cleanup of each run. auto runs git gc --auto; aggressive runs git gc --aggressive each time.",
 		},
 
 		// Hooks.

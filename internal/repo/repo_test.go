@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"io"
 	"log/slog"
 	"os"
@@ -202,4 +204,57 @@ func TestStaleWorktreeTimeout(t *testing.T) {
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Fatalf("expired worktree kept: %v", err)
 	}
+}
+
+// packCount returns the number of packs in root's object store.
+func packCount(t *testing.T, root string) int {
+	t.Helper()
+	_, n := storeSize(filepath.Join(root, ".git", "objects"))
+	return n
+}
+
+// TestGCAlwaysBoundsTheStoreCheaply: with --git-gc=always, small updates
+// only add their own small packs; a full repack runs once the store has
+// grown by a third, and then everything is in one pack again.
+func TestGCAlwaysBoundsTheStoreCheaply(t *testing.T) {
+	up := gittest.NewRepo(t)
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("f%03d", i)] = noise(i, 4096)
+	}
+	up.Commit(files, "a tree of some size")
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", nil)
+	mustSync(t, r)
+	up.Commit(map[string]string{"small": "0"}, "first update")
+	mustSync(t, r) // the first removal of a run always repacks fully
+	if n := packCount(t, root); n != 1 {
+		t.Fatalf("%d packs after the first update's gc, want 1", n)
+	}
+	for i := 1; i <= 3; i++ {
+		up.Commit(map[string]string{"small": fmt.Sprint(i)}, "small update")
+		mustSync(t, r)
+	}
+	if n := packCount(t, root); n != 4 {
+		t.Fatalf("%d packs after three small updates, want 4 (no full repack for small growth)", n)
+	}
+	big := map[string]string{}
+	for i := range 200 {
+		big[fmt.Sprintf("g%03d", i)] = noise(1000+i, 4096)
+	}
+	up.Commit(big, "the store grows by more than a third")
+	mustSync(t, r)
+	if n := packCount(t, root); n != 1 {
+		t.Fatalf("%d packs after a large update, want 1 (full repack)", n)
+	}
+}
+
+// noise returns n bytes that do not compress, different for each seed.
+func noise(seed, n int) string {
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return string(b)
 }
