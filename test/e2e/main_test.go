@@ -96,6 +96,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	// Tests that run git-sync as another user need to reach the binary.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	gitSyncBin = filepath.Join(dir, "git-sync")
 	build := exec.Command(goTool(), "build", "-o", gitSyncBin, "./cmd/git-sync")
 	build.Dir = moduleRoot()
@@ -158,6 +163,8 @@ type runOpts struct {
 	Timeout time.Duration
 	// Name labels a Proc in failure output (default "git-sync").
 	Name string
+	// Cred, if set, runs startWith's process as another user.
+	Cred *syscall.Credential
 }
 
 // result is the outcome of a run to completion.
@@ -281,6 +288,9 @@ func startWith(t testing.TB, o runOpts, args ...string) *Proc {
 	p.cmd = exec.Command(gitSyncBin, args...)
 	p.cmd.Env = append(childEnv(t), o.Env...)
 	p.cmd.Dir = o.Dir
+	if o.Cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.Cred}
+	}
 	p.cmd.Stderr = logf
 	p.cmd.Stdout = outf
 	if err := p.cmd.Start(); err != nil {

@@ -689,3 +689,45 @@ func TestSourceOwnedByAnotherUser(t *testing.T) {
 		t.Errorf("safe.directory=* in the private config:\n%s", cfg)
 	}
 }
+
+// TestUnwritableRootFollowsMaxFailures: a root git-sync cannot write (a
+// read-only volume, a volume owned by another user) is a sync failure like
+// any other, not an exit at startup: retried with --max-failures=-1, and
+// synced as soon as it becomes writable.
+func TestUnwritableRootFollowsMaxFailures(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Fatal("this test runs git-sync as another user and must run as root (CI does)")
+	}
+	const nobody = 65534
+	up, hs := linearRepo(t, 1)
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The other user must reach the source and the root's parent.
+	for _, d := range []string{base, filepath.Dir(base), up.Dir(), filepath.Dir(up.Dir()), filepath.Dir(filepath.Dir(up.Dir()))} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cred := &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}
+	home := filepath.Join(base, "home")
+	if err := os.Mkdir(home, 0o755); err != nil || os.Chown(home, nobody, nobody) != nil {
+		t.Fatalf("home for the other user: %v", err)
+	}
+	p := startWith(t, runOpts{Cred: cred, Env: []string{"HOME=" + home}},
+		concat(syncArgs(up, root), []string{"--period=100ms", "--max-failures=-1"})...)
+	waitFor(t, syncDeadline, func() bool { return len(errorRecords(p.Logs())) > 0 }, "a failed attempt on the unwritable root")
+	if !p.Running() {
+		t.Fatalf("git-sync exited on an unwritable root with --max-failures=-1:\n%s", tail(p.Logs(), 20))
+	}
+	if errs := errorRecords(p.Logs()); !strings.Contains(errs[0], "permission denied") {
+		t.Errorf("the failure does not say what is wrong: %s", errs[0])
+	}
+	if err := os.Chown(root, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	waitForLink(t, p, filepath.Join(root, "link"), hs[0])
+}
