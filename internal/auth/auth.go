@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gitsync/internal/config"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -302,7 +303,7 @@ func (a *Auth) Refresh(ctx context.Context) error {
 			a.mu.Lock()
 			a.askUser, a.askPass = user, pass
 			a.mu.Unlock()
-			a.log.Log(ctx, slog.Level(-3), "called askpass URL", "url", redactURL(a.cfg.AskpassURL))
+			a.log.Log(ctx, slog.Level(-3), "called askpass URL", "url", redact.Text(a.cfg.AskpassURL))
 		}
 	}
 	if a.app != nil {
@@ -344,7 +345,7 @@ func (a *Auth) readPasswordFiles() error {
 		}
 		p, err := readPasswordFile(c.PasswordFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--credential %s: password-file: %w", redactURL(c.URL), err))
+			errs = append(errs, fmt.Errorf("--credential %s: password-file: %w", redact.Text(c.URL), err))
 			continue
 		}
 		a.mu.Lock()

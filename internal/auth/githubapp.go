@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"gitsync/internal/config"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -135,10 +136,10 @@ func (g *githubApp) token(ctx context.Context, client *http.Client, now time.Tim
 	if err != nil {
 		return secret.Secret{}, time.Time{}, err
 	}
-	where := redactURL(g.url)
+	where := redact.Text(g.url)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, nil)
 	if err != nil {
-		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, unwrapURLError(err))
+		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, redact.Error(err))
 	}
 	req.Header.Set("Authorization", "Bearer "+jwt)
 	req.Header.Set("Accept", "application/vnd.github+json")
@@ -146,7 +147,8 @@ func (g *githubApp) token(ctx context.Context, client *http.Client, now time.Tim
 	req.Header.Set("User-Agent", "git-sync")
 	resp, err := client.Do(req)
 	if err != nil {
-		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, unwrapURLError(err))
+		// The client's error names the method and the URL.
+		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

@@ -101,16 +101,3 @@ func TestIsSSHRepo(t *testing.T) {
 		}
 	}
 }
-
-func TestRedactURL(t *testing.T) {
-	tests := map[string]string{
-		"https://u:p@host/path?token=abc#frag": "https://host/path",
-		"http://127.0.0.1:8080/askpass":        "http://127.0.0.1:8080/askpass",
-		"https://host:bad/":                    "(unparsable URL)",
-	}
-	for in, want := range tests {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

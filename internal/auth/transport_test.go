@@ -17,6 +17,7 @@ import (
 
 	"gitsync/internal/config"
 	"gitsync/internal/gittest"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -255,7 +256,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	// As a careless caller might (AskpassURL is a plain string in Config:
 	// whoever logs it must redact it themselves).
 	logged := cfg
-	logged.AskpassURL = redactURL(cfg.AskpassURL)
+	logged.AskpassURL = redact.Text(cfg.AskpassURL)
 	a.log.Info("config", "cfg", logged)
 
 	check := func(what, s string) {
