@@ -41,8 +41,6 @@ type Options struct {
 	// HTTPClient is used for the askpass URL and the GitHub API; nil means a
 	// client with a 30 s timeout.
 	HTTPClient *http.Client
-	// CookieFile overrides DefaultCookieFile (for tests).
-	CookieFile string
 	// TempDir is where New creates its private directory; empty means
 	// os.TempDir() ($TMPDIR or /tmp). The socket path in it must stay under
 	// about 100 bytes.
@@ -55,7 +53,7 @@ type Auth struct {
 	log     *slog.Logger
 	metrics Metrics
 	client  *http.Client
-	cfg     config.Config
+	cfg     Config
 
 	dir      string // owner-only directory holding the socket
 	sock     string
@@ -93,7 +91,7 @@ func (nopMetrics) GitHubAppRefresh(string) {}
 // GitHub App key, credential URLs), creates an owner-only temporary
 // directory and starts serving the credential helper on a unix socket there.
 // Call Close to stop.
-func New(cfg config.Config, opts Options) (*Auth, error) {
+func New(cfg Config, opts Options) (*Auth, error) {
 	a := &Auth{
 		log:       opts.Log,
 		metrics:   opts.Metrics,
@@ -175,14 +173,11 @@ func New(cfg config.Config, opts Options) (*Auth, error) {
 		Verbose:        sshVerbosity(a.verbosity()),
 	})
 
-	if cfg.CookieFile {
-		a.cookie = opts.CookieFile
-		if a.cookie == "" {
-			a.cookie = DefaultCookieFile
+	if cfg.CookieFile != "" {
+		if !exists(cfg.CookieFile) {
+			return nil, fmt.Errorf("--cookie-file: %s: file not found", cfg.CookieFile)
 		}
-		if !exists(a.cookie) {
-			return nil, fmt.Errorf("--cookie-file: %s: file not found", a.cookie)
-		}
+		a.cookie = cfg.CookieFile
 	}
 
 	if cfg.GitHubApp.Enabled() {

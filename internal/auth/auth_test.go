@@ -104,17 +104,17 @@ func (b *logBuffer) logger() *slog.Logger {
 
 // baseConfig is a Config with the defaults the config package applies to
 // the auth fields.
-func baseConfig(repo string) config.Config {
-	return config.Config{
+func baseConfig(repo string) Config {
+	return Config{
 		Repo:              repo,
 		SSHKeyFiles:       []string{DefaultSSHKeyFile},
 		SSHKnownHosts:     true,
 		SSHKnownHostsFile: "/etc/git-secret/known_hosts",
-		GitHubApp:         config.GitHubAppConfig{BaseURL: "https://api.github.com/"},
+		GitHubApp:         GitHubApp{BaseURL: "https://api.github.com/"},
 	}
 }
 
-func newTestAuth(t *testing.T, cfg config.Config, opts Options) *Auth {
+func newTestAuth(t *testing.T, cfg Config, opts Options) *Auth {
 	t.Helper()
 	if opts.Self == "" {
 		opts.Self = testSelf
@@ -236,7 +236,7 @@ func TestCredentialFill(t *testing.T) {
 	cfg := baseConfig("https://git.example.com/org/repo.git")
 	cfg.Username = "alice"
 	cfg.Password = secret.New("alice-pw")
-	cfg.Credentials = []config.Credential{
+	cfg.Credentials = []Credential{
 		{URL: "https://git.example.com/org/sub", Username: "bob", Password: secret.New("bob-pw")},
 		{URL: "https://other.example.com:8443/", Username: "carol", PasswordFile: carolFile},
 		{URL: "https://git.example.com/org/repo.git", Username: "dave", Password: secret.New("dave-pw")},
@@ -335,7 +335,7 @@ func TestPasswordFileRotation(t *testing.T) {
 	cfg := baseConfig("https://h/org/repo")
 	cfg.Username = "u"
 	cfg.PasswordFile = pwFile
-	cfg.Credentials = []config.Credential{{URL: "https://h/lib", Username: "c", PasswordFile: credFile}}
+	cfg.Credentials = []Credential{{URL: "https://h/lib", Username: "c", PasswordFile: credFile}}
 	a := newTestAuth(t, cfg, Options{})
 	env := childEnv(t, a)
 	// New read the files already.
@@ -378,60 +378,58 @@ func TestNew(t *testing.T) {
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
 		name   string
-		modify func(*config.Config, *Options)
+		modify func(*Config, *Options)
 		err    string
 	}{
-		{"https defaults", func(*config.Config, *Options) {}, ""},
-		{"ssh repo with key and known hosts", func(c *config.Config, _ *Options) {
+		{"https defaults", func(*Config, *Options) {}, ""},
+		{"ssh repo with key and known hosts", func(c *Config, _ *Options) {
 			c.Repo = "git@h:org/r"
 			c.SSHKeyFiles = []string{key}
 			c.SSHKnownHostsFile = kh
 		}, ""},
-		{"ssh repo, default key absent", func(c *config.Config, _ *Options) {
+		{"ssh repo, default key absent", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHostsFile = kh
 		}, ""},
-		{"ssh repo, missing key", func(c *config.Config, _ *Options) {
+		{"ssh repo, missing key", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKeyFiles = []string{missing}
 			c.SSHKnownHostsFile = kh
 		}, "--ssh-key-file " + missing},
-		{"ssh repo, missing known hosts", func(c *config.Config, _ *Options) {
+		{"ssh repo, missing known hosts", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 		}, "--ssh-known-hosts-file"},
-		{"ssh repo, known hosts off", func(c *config.Config, _ *Options) {
+		{"ssh repo, known hosts off", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHosts = false
 		}, ""},
-		{"https repo, missing key only warned", func(c *config.Config, _ *Options) {
+		{"https repo, missing key only warned", func(c *Config, _ *Options) {
 			c.SSHKeyFiles = []string{missing}
 		}, ""},
-		{"relative self", func(_ *config.Config, o *Options) { o.Self = "git-sync" }, "absolute"},
-		{"missing password file", func(c *config.Config, _ *Options) {
+		{"relative self", func(_ *Config, o *Options) { o.Self = "git-sync" }, "absolute"},
+		{"missing password file", func(c *Config, _ *Options) {
 			c.Username, c.PasswordFile = "u", missing
 		}, "--password-file"},
-		{"missing credential password file", func(c *config.Config, _ *Options) {
-			c.Credentials = []config.Credential{{URL: "https://h/", Username: "u", PasswordFile: missing}}
+		{"missing credential password file", func(c *Config, _ *Options) {
+			c.Credentials = []Credential{{URL: "https://h/", Username: "u", PasswordFile: missing}}
 		}, "password-file"},
-		{"bad credential URL", func(c *config.Config, _ *Options) {
-			c.Credentials = []config.Credential{{URL: "h/x", Username: "u", Password: secret.New("p")}}
+		{"bad credential URL", func(c *Config, _ *Options) {
+			c.Credentials = []Credential{{URL: "h/x", Username: "u", Password: secret.New("p")}}
 		}, "--credential 1"},
-		{"password with newline", func(c *config.Config, _ *Options) {
+		{"password with newline", func(c *Config, _ *Options) {
 			c.Username, c.Password = "u", secret.New("a\nb")
 		}, "line break"},
-		{"cookie file", func(c *config.Config, o *Options) {
-			c.CookieFile = true
-			o.CookieFile = cookie
+		{"cookie file", func(c *Config, _ *Options) {
+			c.CookieFile = cookie
 		}, ""},
-		{"missing cookie file", func(c *config.Config, o *Options) {
-			c.CookieFile = true
-			o.CookieFile = missing
+		{"missing cookie file", func(c *Config, _ *Options) {
+			c.CookieFile = missing
 		}, "--cookie-file"},
-		{"bad GitHub App key", func(c *config.Config, _ *Options) {
+		{"bad GitHub App key", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKey = secret.New("not a key")
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
 		}, "no PEM block"},
-		{"missing GitHub App key file", func(c *config.Config, _ *Options) {
+		{"missing GitHub App key file", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKeyFile = missing
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
 		}, "--github-app-private-key-file"},
@@ -459,10 +457,10 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			defer a.Close()
-			if cfg.CookieFile {
+			if cfg.CookieFile != "" {
 				found := false
 				for _, e := range a.GitConfig() {
-					found = found || e == config.GitConfigEntry{Key: "http.cookieFile", Value: opts.CookieFile}
+					found = found || e == config.GitConfigEntry{Key: "http.cookieFile", Value: cfg.CookieFile}
 				}
 				if !found {
 					t.Fatalf("GitConfig() = %+v lacks http.cookieFile", a.GitConfig())

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"gitsync/internal/config"
 	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
@@ -44,7 +43,7 @@ type githubApp struct {
 	url    string // the access_tokens endpoint
 }
 
-func newGitHubApp(cfg config.GitHubAppConfig, readFile func(string) ([]byte, error)) (*githubApp, error) {
+func newGitHubApp(cfg GitHubApp, readFile func(string) ([]byte, error)) (*githubApp, error) {
 	var pemBytes []byte
 	switch {
 	case cfg.PrivateKeyFile != "":

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"gitsync/internal/config"
 	"gitsync/internal/gittest"
 	"gitsync/internal/redact"
 	"gitsync/internal/secret"
@@ -95,7 +94,7 @@ func TestHTTPSWithPasswordFileAndCredential(t *testing.T) {
 
 	cfg := baseConfig(repoSrv.URL("upstream"))
 	cfg.Username, cfg.PasswordFile = "alice", pwFile
-	cfg.Credentials = []config.Credential{{URL: libSrv.BaseURL(), Username: "bob", Password: secret.New("bob-pw")}}
+	cfg.Credentials = []Credential{{URL: libSrv.BaseURL(), Username: "bob", Password: secret.New("bob-pw")}}
 	a := newTestAuth(t, cfg, Options{})
 	trap, trapped := askpassTrap(t)
 	env := childEnv(t, a, append(trap,
@@ -228,12 +227,12 @@ func TestNoSecretsLeak(t *testing.T) {
 
 	cfg := baseConfig("https://h/org/repo")
 	cfg.Username, cfg.PasswordFile = "u", pwFile
-	cfg.Credentials = []config.Credential{
+	cfg.Credentials = []Credential{
 		{URL: "https://h/a", Username: "c1", Password: secret.New("sec-cred-pw")},
 		{URL: "https://h/b", Username: "c2", PasswordFile: credFile},
 	}
 	cfg.AskpassURL = askSrv.URL + "/?token=sec-query"
-	cfg.GitHubApp = config.GitHubAppConfig{PrivateKey: secret.New(keyPEM), ApplicationID: 1, InstallationID: 2, BaseURL: ghSrv.URL + "/api/v3/"}
+	cfg.GitHubApp = GitHubApp{PrivateKey: secret.New(keyPEM), ApplicationID: 1, InstallationID: 2, BaseURL: ghSrv.URL + "/api/v3/"}
 	var logs logBuffer
 	a := newTestAuth(t, cfg, Options{Log: logs.logger()})
 	if err := a.Refresh(context.Background()); err != nil {
