@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"gitsync/internal/config"
@@ -41,9 +40,9 @@ type Options struct {
 	// HTTPClient is used for the askpass URL and the GitHub API; nil means a
 	// client with a 30 s timeout.
 	HTTPClient *http.Client
-	// TempDir is where New creates its private directory; empty means
-	// os.TempDir() ($TMPDIR or /tmp). The socket path in it must stay under
-	// about 100 bytes.
+	// TempDir is where New prefers to create its private directory; empty
+	// means os.TempDir() ($TMPDIR or /tmp). See listen for when another
+	// directory is used.
 	TempDir string
 }
 
@@ -88,9 +87,9 @@ func (nopMetrics) AskpassCall(string)      {}
 func (nopMetrics) GitHubAppRefresh(string) {}
 
 // New checks the credential configuration (files that must exist, the
-// GitHub App key, credential URLs), creates an owner-only temporary
-// directory and starts serving the credential helper on a unix socket there.
-// Call Close to stop.
+// GitHub App key, credential URLs) and, when there are credentials to serve,
+// creates an owner-only directory and starts serving the credential helper
+// on a unix socket there. Call Close to stop.
 func New(cfg Config, opts Options) (*Auth, error) {
 	a := &Auth{
 		log:       opts.Log,
@@ -188,6 +187,12 @@ func New(cfg Config, opts Options) (*Auth, error) {
 		a.app = app
 	}
 
+	if !cfg.hasCredentials() {
+		// Nothing to serve: no socket, no directory, and git gets no
+		// helper at all (so it fails at once, without asking anyone).
+		close(a.serveDone)
+		return a, nil
+	}
 	if err := a.listen(opts.TempDir); err != nil {
 		return nil, err
 	}
@@ -206,77 +211,8 @@ func (a *Auth) verbosity() int {
 	return 0
 }
 
-// Names of the private directory (under the temp dir) and of the socket.
-const (
-	privateDirPrefix = "git-sync-auth-"
-	socketName       = "credential.sock"
-)
-
-func (a *Auth) listen(parent string) error {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	removeStaleDirs(parent, time.Now())
-	dir, err := os.MkdirTemp(parent, privateDirPrefix)
-	if err != nil {
-		return fmt.Errorf("auth: create private directory (set TMPDIR to a writable directory): %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: %w", err)
-	}
-	sock := filepath.Join(dir, socketName)
-	if len(sock) > 100 { // sun_path holds 108 bytes on Linux, 104 elsewhere
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: socket path %s is too long: set TMPDIR to a shorter directory", sock)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: listen: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: %w", err)
-	}
-	a.dir, a.sock, a.ln = dir, sock, ln
-	return nil
-}
-
-// removeStaleDirs removes the private directories that earlier git-sync
-// processes of this user left when they were killed: those whose socket
-// nobody listens on any more. It skips recent ones (a concurrent New may not
-// be listening yet) and ignores every error: this is housekeeping only.
-func removeStaleDirs(parent string, now time.Time) {
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), privateDirPrefix) {
-			continue
-		}
-		dir := filepath.Join(parent, e.Name())
-		fi, err := os.Lstat(dir)
-		if err != nil || now.Sub(fi.ModTime()) < time.Minute {
-			continue
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
-			continue
-		}
-		conn, err := net.DialTimeout("unix", filepath.Join(dir, socketName), time.Second)
-		if err == nil {
-			conn.Close() // a live git-sync
-			continue
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			os.RemoveAll(dir)
-		}
-	}
-}
-
-// Dir is the owner-only directory New created (removed by Close).
+// Dir is the owner-only directory New created for the socket (removed by
+// Close), or "" when there are no credentials to serve.
 func (a *Auth) Dir() string { return a.dir }
 
 // Refresh brings the credentials up to date before a sync: it re-reads the
@@ -371,15 +307,18 @@ func (a *Auth) lookup(r urlKey) (username string, password secret.Secret, ok boo
 }
 
 // GitConfig returns the entries for git-sync's private global git config:
-// git-sync as git's only credential helper, credentials keyed on the full
-// URL, and the cookie file when --cookie-file is set. No secrets.
+// git-sync as git's only credential helper (no helper at all when there are
+// no credentials), credentials keyed on the full URL, and the cookie file
+// when --cookie-file is set. No secrets.
 func (a *Auth) GitConfig() []config.GitConfigEntry {
 	entries := []config.GitConfigEntry{
 		// An empty value clears helpers configured before this file.
 		{Key: "credential.helper", Value: ""},
-		{Key: "credential.helper", Value: a.helper, Add: true},
-		{Key: "credential.useHttpPath", Value: "true"},
 	}
+	if a.helper != "" {
+		entries = append(entries, config.GitConfigEntry{Key: "credential.helper", Value: a.helper, Add: true})
+	}
+	entries = append(entries, config.GitConfigEntry{Key: "credential.useHttpPath", Value: "true"})
 	if a.cookie != "" {
 		entries = append(entries, config.GitConfigEntry{Key: "http.cookieFile", Value: a.cookie})
 	}
@@ -404,6 +343,9 @@ func (a *Auth) Env() []string {
 // and removes the private directory. It may be called more than once.
 func (a *Auth) Close() error {
 	a.closeOnce.Do(func() {
+		if a.ln == nil {
+			return // no credentials, nothing was started
+		}
 		err := a.ln.Close()
 		<-a.serveDone
 		a.connWG.Wait()

@@ -279,7 +279,9 @@ func TestCredentialFillWithoutCredentials(t *testing.T) {
 }
 
 func TestCredentialHelperIsOnlyHelper(t *testing.T) {
-	a := newTestAuth(t, baseConfig("https://h/r"), Options{})
+	c := baseConfig("https://h/r")
+	c.AskpassURL = "http://127.0.0.1:1/askpass"
+	a := newTestAuth(t, c, Options{})
 	cfg := a.GitConfig()
 	if len(cfg) < 3 || cfg[0] != (config.GitConfigEntry{Key: "credential.helper"}) ||
 		cfg[1].Key != "credential.helper" || !cfg[1].Add || !strings.HasPrefix(cfg[1].Value, "!") {
@@ -300,6 +302,32 @@ func TestCredentialHelperIsOnlyHelper(t *testing.T) {
 	}
 	writeFile(t, global, "[credential]\n\thelper = \"!echo username=evil; echo password=evil; :\"\n"+string(b))
 	wantNoCredential(t, env, "https://h/r")
+}
+
+// TestNoHelperWithoutCredentials: with nothing to serve there is no
+// socket, no directory and no helper; git fails without asking anyone.
+func TestNoHelperWithoutCredentials(t *testing.T) {
+	tmp := t.TempDir()
+	c := baseConfig("https://h/r")
+	c.CookieFile = filepath.Join(tmp, "cookies") // not a credential for the helper
+	writeFile(t, c.CookieFile, "")
+	a := newTestAuth(t, c, Options{TempDir: tmp})
+	if a.Dir() != "" {
+		t.Errorf("Dir() = %q, want none", a.Dir())
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
+		t.Errorf("New created %d entries in the temp dir, want none", len(ents)-1)
+	}
+	for _, e := range a.GitConfig() {
+		if e.Key == "credential.helper" && e.Value != "" {
+			t.Errorf("GitConfig() configures helper %q", e.Value)
+		}
+	}
+	trap, trapped := askpassTrap(t)
+	wantNoCredential(t, childEnv(t, a, trap...), "https://h/r")
+	if trapped() {
+		t.Fatal("an askpass program was run")
+	}
 }
 
 func TestHelperStoreEraseAreNoOps(t *testing.T) {

@@ -16,6 +16,14 @@
 // SIGKILL leaves its empty directory behind; the next New of the same user
 // removes such directories once nobody listens on their socket.
 //
+// The helper, its socket and its directory exist only when there are
+// credentials to serve (--username, --askpass-url, --credential or a GitHub
+// App); otherwise git is given no helper at all. The directory
+// (git-sync-auth-XXXXXXXX) goes in $TMPDIR when the socket path fits there
+// (a unix socket path has at most 107 bytes, so $TMPDIR at most 68) and in
+// /tmp, else /dev/shm, when it does not or when $TMPDIR is missing or
+// read-only: a long $TMPDIR never stops git-sync (see fallbackParents).
+//
 // git never prompts: GIT_TERMINAL_PROMPT=0, an empty GIT_ASKPASS (which also
 // stops git from falling back to core.askPass or SSH_ASKPASS) and
 // SSH_ASKPASS_REQUIRE=never, and ssh runs with BatchMode=yes. With no
