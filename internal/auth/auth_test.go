@@ -268,6 +268,30 @@ func TestCredentialFill(t *testing.T) {
 	}
 }
 
+// TestCredentialFillAnyScheme: the --repo credentials answer git's request
+// for the --repo URL whatever its scheme; file:// URLs, whose host is
+// empty, are what upstream's own e2e wrappers ask about.
+func TestCredentialFillAnyScheme(t *testing.T) {
+	for _, repo := range []string{"file:///srv/git/repo", "file://localhost/srv/repo", "git://host/repo", "ssh://host:2222/repo"} {
+		t.Run(repo, func(t *testing.T) {
+			cfg := baseConfig(repo)
+			cfg.SSHKnownHosts = false // ssh is not used, only its URL
+			cfg.Username, cfg.Password = "alice", secret.New("alice-pw")
+			cfg.Credentials = []Credential{{URL: "file:///srv/lib", Username: "bob", Password: secret.New("bob-pw")}}
+			a := newTestAuth(t, cfg, Options{})
+			if err := a.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			env := childEnv(t, a)
+			wantCredential(t, env, repo, "alice", "alice-pw")
+			wantCredential(t, env, repo+"/", "alice", "alice-pw")
+			wantCredential(t, env, "file:///srv/lib/sub.git", "bob", "bob-pw")
+			wantNoCredential(t, env, repo+"-other")
+			wantNoCredential(t, env, "file:///srv/library")
+		})
+	}
+}
+
 func TestCredentialFillWithoutCredentials(t *testing.T) {
 	a := newTestAuth(t, baseConfig("https://git.example.com/org/repo.git"), Options{})
 	trap, trapped := askpassTrap(t)

@@ -35,7 +35,10 @@
 // with port, path). URLs are compared after normalisation: scheme and host
 // lower-cased, the default port of http (80) and https (443) dropped, and
 // leading and trailing slashes of the path removed (git itself strips them
-// and percent-decodes, as net/url does).
+// and percent-decodes, as net/url does). Any scheme is keyed the same way,
+// file:// (whose host is empty) included: git asks only about http(s) on
+// its own, but users' --git wrappers run `git credential fill` for
+// whatever --repo is, and must get the same answer.
 //
 //  1. Credentials for --repo (the GitHub App token with username "-", else
 //     the last --askpass-url answer, else --username with $GITSYNC_PASSWORD

@@ -25,13 +25,16 @@ func (k urlKey) String() string {
 }
 
 // parseURLKey normalises a configured URL (--repo, a --credential url).
+// Any scheme will do: git asks a credential helper about whatever URL it
+// is given, and users' --git wrappers ask `git credential fill` about
+// file:// URLs (upstream git-sync's own tests do), whose host is empty.
 func parseURLKey(raw string) (urlKey, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return urlKey{}, fmt.Errorf("invalid URL: %w", redact.Error(err))
 	}
-	if u.Scheme == "" || u.Host == "" {
-		return urlKey{}, fmt.Errorf("invalid URL %q: need scheme://host[/path]", redact.Text(raw))
+	if u.Scheme == "" || u.Host == "" && !strings.EqualFold(u.Scheme, "file") {
+		return urlKey{}, fmt.Errorf("invalid URL %q: need scheme://host[/path] or file:///path", redact.Text(raw))
 	}
 	return newURLKey(u.Scheme, u.Host, u.Path), nil
 }

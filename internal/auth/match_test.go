@@ -19,6 +19,11 @@ func TestParseURLKey(t *testing.T) {
 		{"https://host/", "https://host"},
 		{"https://user:pw@host/a%20b", "https://host/a b"},
 		{"https://[::1]:8080/x", "https://[::1]:8080/x"},
+		{"file:///srv/git/repo", "file:///srv/git/repo"},
+		{"FILE:///srv/git/a%20b/", "file:///srv/git/a b"},
+		{"file://localhost/srv/repo", "file://localhost/srv/repo"},
+		{"git://host:9418/repo", "git://host:9418/repo"},
+		{"ssh://git@host:22/repo", "ssh://host:22/repo"},
 	}
 	for _, tt := range tests {
 		k, err := parseURLKey(tt.in)
@@ -30,7 +35,7 @@ func TestParseURLKey(t *testing.T) {
 			t.Errorf("parseURLKey(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "host/path", "git@host:org/repo", "/abs/path", "https://host:x/"} {
+	for _, bad := range []string{"", "host/path", "git@host:org/repo", "/abs/path", "https://host:x/", "https:///path"} {
 		if k, err := parseURLKey(bad); err == nil {
 			t.Errorf("parseURLKey(%q) = %v, want error", bad, k)
 		}
