@@ -54,16 +54,19 @@ type Auth struct {
 	client  *http.Client
 	cfg     Config
 
-	dir      string // owner-only directory holding the socket
-	sock     string
-	ln       net.Listener
-	helper   string // credential.helper value
-	sshCmd   string
-	cookie   string // http.cookieFile, or ""
-	repoKey  urlKey
-	repoOK   bool // repo is a URL credentials can be keyed on
-	app      *githubApp
-	credKeys []urlKey
+	dir    string // owner-only directory holding the socket
+	sock   string
+	ln     net.Listener
+	helper string // credential.helper value
+	sshCmd string
+	// sshRequired are the files ssh needs before a sync can work (see
+	// planSSHFiles), checked by every Refresh.
+	sshRequired []sshFile
+	cookie      string // http.cookieFile, or ""
+	repoKey     urlKey
+	repoOK      bool // repo is a URL credentials can be keyed on
+	app         *githubApp
+	credKeys    []urlKey
 
 	logRequests bool // log each helper request (verbosity 5 and up)
 
@@ -137,32 +140,18 @@ func New(cfg Config, opts Options) (*Auth, error) {
 		a.credKeys = append(a.credKeys, k)
 		a.credPass[i] = c.Password
 	}
-	// Read the password files now, so that a missing one fails at startup.
-	if err := a.readPasswordFiles(); err != nil {
-		return nil, err
-	}
-
-	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	// Password files, key files and the known-hosts file are first looked
+	// at by Refresh, before the first sync: one that is not there yet (a
+	// secret mounted late) fails that sync, counted against --max-failures
+	// like any other sync error, instead of stopping git-sync at startup.
 	sshRepo := isSSHRepo(cfg.Repo)
-	keys, warnings, err := selectKeyFiles(cfg.SSHKeyFiles, sshRepo, exists)
+	keys, required, notes, err := planSSHFiles(cfg.SSHKeyFiles, cfg.SSHKnownHosts, cfg.SSHKnownHostsFile, sshRepo, fileExists)
 	if err != nil {
 		return nil, err
 	}
-	w, err := checkKnownHosts(cfg.SSHKnownHosts, cfg.SSHKnownHostsFile, sshRepo, exists)
-	if err != nil {
-		return nil, err
-	}
-	if w != "" {
-		warnings = append(warnings, w)
-	}
-	// Missing default ssh files only matter for ssh repositories (a
-	// submodule could still use ssh, so say it at a verbose level).
-	level := slog.LevelWarn
-	if !sshRepo {
-		level = slog.Level(-2)
-	}
-	for _, w := range warnings {
-		a.log.Log(context.Background(), level, w)
+	a.sshRequired = required
+	for _, n := range notes {
+		a.log.Log(context.Background(), slog.Level(-2), n)
 	}
 	a.sshCmd = SSHCommand(SSHOptions{
 		Base:           lookupEnv(opts.Env, "GIT_SSH_COMMAND"),
@@ -173,7 +162,7 @@ func New(cfg Config, opts Options) (*Auth, error) {
 	})
 
 	if cfg.CookieFile != "" {
-		if !exists(cfg.CookieFile) {
+		if !fileExists(cfg.CookieFile) {
 			return nil, fmt.Errorf("--cookie-file: %s: file not found", cfg.CookieFile)
 		}
 		a.cookie = cfg.CookieFile
@@ -215,12 +204,15 @@ func (a *Auth) verbosity() int {
 // Close), or "" when there are no credentials to serve.
 func (a *Auth) Dir() string { return a.dir }
 
-// Refresh brings the credentials up to date before a sync: it re-reads the
-// password files, calls the askpass URL and renews the GitHub App token when
-// it expires within 30 s. On error the previous values stay in use; the
+// Refresh brings the credentials up to date before a sync: it checks that
+// the files ssh needs are there, re-reads the password files, calls the
+// askpass URL and renews the GitHub App token when it expires within 30 s. On error the previous values stay in use; the
 // error never contains a secret.
 func (a *Auth) Refresh(ctx context.Context) error {
 	var errs []error
+	if err := checkSSHFiles(a.sshRequired, fileExists); err != nil {
+		errs = append(errs, err)
+	}
 	if err := a.readPasswordFiles(); err != nil {
 		errs = append(errs, err)
 	}
@@ -356,6 +348,9 @@ func (a *Auth) Close() error {
 	})
 	return a.closeErr
 }
+
+// fileExists reports whether path can be stat'ed.
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 // lookupEnv returns the last value of name in env, or "".
 func lookupEnv(env []string, name string) string {

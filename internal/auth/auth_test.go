@@ -390,7 +390,11 @@ func TestPasswordFileRotation(t *testing.T) {
 	cfg.Credentials = []Credential{{URL: "https://h/lib", Username: "c", PasswordFile: credFile}}
 	a := newTestAuth(t, cfg, Options{})
 	env := childEnv(t, a)
-	// New read the files already.
+	// Nothing before the first Refresh: New does not read the files.
+	wantNoCredential(t, env, "https://h/org/repo")
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	wantCredential(t, env, "https://h/org/repo", "u", "first")
 	wantCredential(t, env, "https://h/lib", "c", "cred-first")
 
@@ -419,6 +423,9 @@ func TestPasswordFileRotation(t *testing.T) {
 	wantCredential(t, env, "https://h/lib", "c", "cred-second")
 }
 
+// TestNew: New fails only for a configuration that can never work. Files
+// that may still appear (password files, ssh keys, known hosts) are
+// checked by every Refresh instead: refreshErr.
 func TestNew(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
@@ -429,62 +436,67 @@ func TestNew(t *testing.T) {
 	}
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
-		name   string
-		modify func(*Config, *Options)
-		err    string
+		name       string
+		modify     func(*Config, *Options)
+		err        string
+		refreshErr string
 	}{
-		{"https defaults", func(*Config, *Options) {}, ""},
+		{"https defaults", func(*Config, *Options) {}, "", ""},
 		{"ssh repo with key and known hosts", func(c *Config, _ *Options) {
 			c.Repo = "git@h:org/r"
 			c.SSHKeyFiles = []string{key}
 			c.SSHKnownHostsFile = kh
-		}, ""},
+		}, "", ""},
 		{"ssh repo, default key absent", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHostsFile = kh
-		}, ""},
+		}, "", ""},
 		{"ssh repo, missing key", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKeyFiles = []string{missing}
 			c.SSHKnownHostsFile = kh
-		}, "--ssh-key-file " + missing},
+		}, "", "--ssh-key-file " + missing + ": file not found"},
 		{"ssh repo, missing known hosts", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
-		}, "--ssh-known-hosts-file"},
+		}, "", "--ssh-known-hosts-file"},
+		{"ssh repo, known hosts on without a file", func(c *Config, _ *Options) {
+			c.Repo = "ssh://h/r"
+			c.SSHKnownHostsFile = ""
+		}, "--ssh-known-hosts-file is empty", ""},
 		{"ssh repo, known hosts off", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHosts = false
-		}, ""},
-		{"https repo, missing key only warned", func(c *Config, _ *Options) {
+		}, "", ""},
+		{"https repo, missing key only noted", func(c *Config, _ *Options) {
 			c.SSHKeyFiles = []string{missing}
-		}, ""},
-		{"relative self", func(_ *Config, o *Options) { o.Self = "git-sync" }, "absolute"},
+		}, "", ""},
+		{"relative self", func(_ *Config, o *Options) { o.Self = "git-sync" }, "absolute", ""},
 		{"missing password file", func(c *Config, _ *Options) {
 			c.Username, c.PasswordFile = "u", missing
-		}, "--password-file"},
+		}, "", "--password-file"},
 		{"missing credential password file", func(c *Config, _ *Options) {
 			c.Credentials = []Credential{{URL: "https://h/", Username: "u", PasswordFile: missing}}
-		}, "password-file"},
+		}, "", "password-file"},
 		{"bad credential URL", func(c *Config, _ *Options) {
 			c.Credentials = []Credential{{URL: "h/x", Username: "u", Password: secret.New("p")}}
-		}, "--credential 1"},
+		}, "--credential 1", ""},
 		{"password with newline", func(c *Config, _ *Options) {
 			c.Username, c.Password = "u", secret.New("a\nb")
-		}, "line break"},
+		}, "line break", ""},
 		{"cookie file", func(c *Config, _ *Options) {
 			c.CookieFile = cookie
-		}, ""},
+		}, "", ""},
 		{"missing cookie file", func(c *Config, _ *Options) {
 			c.CookieFile = missing
-		}, "--cookie-file"},
+		}, "--cookie-file", ""},
 		{"bad GitHub App key", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKey = secret.New("not a key")
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
-		}, "no PEM block"},
+		}, "no PEM block", ""},
 		{"missing GitHub App key file", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKeyFile = missing
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
-		}, "--github-app-private-key-file"},
+		}, "--github-app-private-key-file", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -509,6 +521,13 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			defer a.Close()
+			err = a.Refresh(context.Background())
+			switch {
+			case tt.refreshErr == "" && err != nil:
+				t.Fatalf("Refresh: %v", err)
+			case tt.refreshErr != "" && (err == nil || !strings.Contains(err.Error(), tt.refreshErr)):
+				t.Fatalf("Refresh: %v, want %q", err, tt.refreshErr)
+			}
 			if cfg.CookieFile != "" {
 				found := false
 				for _, e := range a.GitConfig() {
@@ -520,6 +539,31 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLateFiles: a password file and an ssh key that appear after New make
+// Refresh fail until they are there, then succeed.
+func TestLateFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw, key, kh := filepath.Join(dir, "pw"), filepath.Join(dir, "key"), filepath.Join(dir, "kh")
+	cfg := baseConfig("ssh://h/r")
+	cfg.Username, cfg.PasswordFile = "u", pw
+	cfg.SSHKeyFiles, cfg.SSHKnownHostsFile = []string{key}, kh
+	a := newTestAuth(t, cfg, Options{})
+	if !strings.Contains(strings.Join(a.Env(), "\n"), "IdentityFile="+key) {
+		t.Errorf("GIT_SSH_COMMAND lacks the key that is not there yet: %q", a.Env())
+	}
+	for i, f := range []string{pw, key, kh} {
+		err := a.Refresh(context.Background())
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Fatalf("Refresh with %d of 3 files present = %v, want an error naming %s", i, err, f)
+		}
+		writeFile(t, f, "content\n")
+	}
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatalf("Refresh with every file present: %v", err)
+	}
+	wantCredential(t, childEnv(t, a), "ssh://h/r", "u", "content")
 }
 
 func TestEnvExtendsUserSSHCommand(t *testing.T) {
@@ -583,6 +627,9 @@ func TestConcurrentRequests(t *testing.T) {
 	cfg := baseConfig("https://h/r")
 	cfg.Username, cfg.PasswordFile = "u", pwFile
 	a := newTestAuth(t, cfg, Options{})
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {

@@ -51,8 +51,10 @@
 //  3. Otherwise the helper answers nothing.
 //
 // Password files (--password-file and the password-file of --credential
-// entries) are re-read by every Refresh; one trailing line break (LF or CRLF)
-// is removed, since secrets mounted from files usually end with one.
+// entries) are read by every Refresh, the first one included (New does not
+// read them: a file that is not there yet fails a sync, not the start); one
+// trailing line break (LF or CRLF) is removed, since secrets mounted from
+// files usually end with one.
 //
 // # SSH
 //
@@ -61,13 +63,15 @@
 // an option, so the user's own -o settings win over ours), BatchMode=yes,
 // one -i per key file with IdentitiesOnly=yes, and strict host key checking
 // against the known-hosts file unless --ssh-known-hosts=false. The default
-// key file (/etc/git-secret/ssh) is used only if it exists. A missing
-// non-default key file, or a missing known-hosts file with checking on, is
-// an error from New when --repo is an SSH URL (ssh://, git+ssh://,
-// ssh+git:// or scp-like host:path); for other repos it is only logged (ssh
-// may still be reached through submodules, and would then fail with its own
-// message), so that deployments that set these flags for every repo keep
-// working. GIT_SSH_COMMAND takes precedence over a core.sshCommand given
+// key file (/etc/git-secret/ssh) is used only if it exists; other key files
+// are used whether they exist yet or not. When --repo is an SSH URL
+// (ssh://, git+ssh://, ssh+git:// or scp-like host:path), a missing
+// non-default key file, or a missing known-hosts file with checking on,
+// makes Refresh fail, so each sync attempt fails and counts against
+// --max-failures until the file appears (secrets are often mounted late);
+// for other repos it is only logged (ssh may still be reached through
+// submodules, and would then fail with its own message), so that
+// deployments that set these flags for every repo keep working. GIT_SSH_COMMAND takes precedence over a core.sshCommand given
 // with --git-config (put ssh options in GIT_SSH_COMMAND instead, as with
 // upstream git-sync). ssh writes nothing under HOME with these options, so an unset or
 // read-only HOME is fine (ssh still needs a passwd entry for the UID: see

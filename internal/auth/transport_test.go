@@ -96,6 +96,9 @@ func TestHTTPSWithPasswordFileAndCredential(t *testing.T) {
 	cfg.Username, cfg.PasswordFile = "alice", pwFile
 	cfg.Credentials = []Credential{{URL: libSrv.BaseURL(), Username: "bob", Password: secret.New("bob-pw")}}
 	a := newTestAuth(t, cfg, Options{})
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	trap, trapped := askpassTrap(t)
 	env := childEnv(t, a, append(trap,
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.sslCAInfo", "GIT_CONFIG_VALUE_0="+repoSrv.CAFile())...)
