@@ -121,7 +121,9 @@ func TestAuthTMPDIR(t *testing.T) {
 		tmps = append(tmps, filepath.Join(t.TempDir(), "does-not-exist"))
 		for _, tmp := range tmps {
 			root := newRoot(t)
-			res := runWith(t, runOpts{Env: env(tmp)}, "--repo="+repoURL, "--root="+root, "--link=link",
+			// HOME is not written to (the manual says it may be read-only).
+			home := t.TempDir()
+			res := runWith(t, runOpts{Env: append(env(tmp), "HOME="+home)}, "--repo="+repoURL, "--root="+root, "--link=link",
 				"--username=tim", "--one-time")
 			if res.Code != 0 {
 				t.Fatalf("TMPDIR of %d bytes (%s): want exit 0, got %s", len(tmp), tmp, res)
@@ -129,6 +131,9 @@ func TestAuthTMPDIR(t *testing.T) {
 			assertPublished(t, root, filepath.Join(root, "link"), h1)
 			if dirs := authPrivateDirs(tmp); len(dirs) != 0 {
 				t.Errorf("TMPDIR of %d bytes: credential directories left after exit: %q", len(tmp), dirs)
+			}
+			if ents, _ := os.ReadDir(home); len(ents) != 0 {
+				t.Errorf("git-sync wrote %d entries into HOME", len(ents))
 			}
 		}
 	})
@@ -177,4 +182,19 @@ func TestAuthTMPDIR(t *testing.T) {
 			t.Errorf("the socket directory %s is still there after exit", dir)
 		}
 	})
+}
+
+// TestAuthManWritablePaths: --man says what git-sync writes, for those who
+// run it with a read-only root filesystem.
+func TestAuthManWritablePaths(t *testing.T) {
+	t.Parallel()
+	res := runOnce(t, "--man")
+	if res.Code != 0 {
+		t.Fatalf("--man: %s", res)
+	}
+	for _, want := range []string{"FILES GIT-SYNC WRITES", "readOnlyRootFilesystem", "emptyDir at /tmp", "$TMPDIR", "/dev/shm", "HOME"} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("--man does not mention %q", want)
+		}
+	}
 }
