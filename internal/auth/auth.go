@@ -89,10 +89,12 @@ type nopMetrics struct{}
 func (nopMetrics) AskpassCall(string)      {}
 func (nopMetrics) GitHubAppRefresh(string) {}
 
-// New checks the credential configuration (files that must exist, the
-// GitHub App key, credential URLs) and, when there are credentials to serve,
-// creates an owner-only directory and starts serving the credential helper
-// on a unix socket there. Call Close to stop.
+// New checks what can never work (credential URLs, values git's credential
+// protocol cannot carry, the GitHub App key, a missing cookie file) and,
+// when there are credentials to serve, creates an owner-only directory and
+// starts serving the credential helper on a unix socket there. Files that
+// may still appear (password files, ssh keys, known hosts) are left to
+// Refresh. Call Close to stop.
 func New(cfg Config, opts Options) (*Auth, error) {
 	a := &Auth{
 		log:       opts.Log,

@@ -27,8 +27,12 @@ const (
 )
 
 // socketPathMax is the longest path a unix socket may have: sun_path holds
-// 108 bytes on Linux, the final NUL included.
-const socketPathMax = len(syscall.RawSockaddrUnix{}.Path) - 1
+// 108 bytes on Linux, the final NUL included. maxTempDirLen is then the
+// longest temp dir that can hold the private directory (68 on Linux).
+const (
+	socketPathMax = len(syscall.RawSockaddrUnix{}.Path) - 1
+	maxTempDirLen = socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/"+socketName)
+)
 
 // fallbackParents are where the private directory goes when the temp dir
 // cannot hold it (a socket path too long, or the directory missing or
@@ -51,7 +55,7 @@ func (a *Auth) listen(tempDir string) error {
 	}
 	var problems []string
 	tried := map[string]bool{}
-	for i, parent := range append([]string{tempDir}, fallbackParents()...) {
+	for _, parent := range append([]string{tempDir}, fallbackParents()...) {
 		// git runs the helper in other directories: the path must be
 		// absolute.
 		parent, err := filepath.Abs(parent)
@@ -64,15 +68,15 @@ func (a *Auth) listen(tempDir string) error {
 			problems = append(problems, err.Error())
 			continue
 		}
-		if i > 0 {
-			a.log.Log(context.Background(), slog.Level(-1), "the credential socket does not fit in the temp dir; using another directory",
-				"tempdir", tempDir, "problem", problems[0], "dir", dir)
+		if len(problems) > 0 {
+			a.log.Log(context.Background(), slog.Level(-1), "the temp dir cannot hold the credential socket; using another directory",
+				"problems", strings.Join(problems, "; "), "dir", dir)
 		}
 		a.dir, a.sock, a.ln = dir, sock, ln
 		return nil
 	}
 	return fmt.Errorf("auth: no directory for the credential helper's socket (set TMPDIR to a writable directory whose path has at most %d bytes): %s",
-		socketPathMax-len("/"+privateDirPrefix)-randomLen-len("/"+socketName), strings.Join(problems, "; "))
+		maxTempDirLen, strings.Join(problems, "; "))
 }
 
 // listenIn makes a fresh owner-only directory in parent and listens on a

@@ -32,7 +32,10 @@ func pathOfLength(t *testing.T, n int) string {
 // socket path fits there and into a short directory otherwise; either way
 // it is owner-only, git gets the credentials, and Close removes it.
 func TestSocketDirectory(t *testing.T) {
-	longest := socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/"+socketName)
+	longest := maxTempDirLen
+	if longest != 68 {
+		t.Errorf("maxTempDirLen = %d, want 68 (Linux; the manual says so)", longest)
+	}
 	tests := []struct {
 		name    string
 		tempDir func(t *testing.T) string
