@@ -18,7 +18,7 @@ type SSHOptions struct {
 	// empty means plain "ssh".
 	Base string
 	// KeyFiles are the identity files, in order (already filtered: see
-	// selectKeyFiles).
+	// planSSHFiles).
 	KeyFiles []string
 	// KnownHosts turns strict host key checking on, against KnownHostsFile.
 	KnownHosts     bool
