@@ -166,7 +166,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 		}()
 	}
 
-	creds, err := auth.New(cfg, auth.Options{Log: log, Metrics: m, Self: self, Env: env})
+	creds, err := auth.New(authConfig(cfg), auth.Options{Log: log, Metrics: m, Self: self, Env: env})
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,9 @@
 package app
 
 import (
-	"net/url"
 	"strings"
+
+	"gitsync/internal/redact"
 )
 
 // secretVars carry secrets that git-sync has already read into memory. Git
@@ -15,11 +16,12 @@ var secretVars = map[string]bool{
 	"GITSYNC_CREDENTIAL": true, "GIT_SYNC_CREDENTIAL": true,
 }
 
-// urlVars may hold a URL with credentials in it; they are dropped only when
-// they do.
+// urlVars may hold a URL with credentials or a token in it; they are
+// dropped only when they do.
 var urlVars = map[string]bool{
 	"GITSYNC_REPO": true, "GIT_SYNC_REPO": true,
 	"GITSYNC_ASKPASS_URL": true, "GIT_SYNC_ASKPASS_URL": true, "GIT_ASKPASS_URL": true,
+	"GITSYNC_WEBHOOK_URL": true, "GIT_SYNC_WEBHOOK_URL": true,
 }
 
 // childEnv returns env without the variables that carry secrets.
@@ -27,17 +29,10 @@ func childEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		if secretVars[k] || urlVars[k] && urlHasSecret(v) {
+		if secretVars[k] || urlVars[k] && redact.HasSecret(v) {
 			continue
 		}
 		out = append(out, kv)
 	}
 	return out
-}
-
-// urlHasSecret reports whether s is a URL with user information or a query
-// (where tokens travel).
-func urlHasSecret(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.User != nil || u.RawQuery != "")
 }

@@ -17,8 +17,11 @@ func TestChildEnvDropsSecrets(t *testing.T) {
 		"GITSYNC_ASKPASS_URL=http://host/ask?token=t",
 		"GIT_ASKPASS_URL=http://host/ask",
 		"GITSYNC_USERNAME=u",
+		"GITSYNC_WEBHOOK_URL=https://hooks.example/x?token=t",
+		"GIT_SYNC_WEBHOOK_URL=https://hooks.example/x",
 	}
-	want := []string{"PATH=/bin", "GIT_SYNC_REPO=https://host/r.git", "GIT_ASKPASS_URL=http://host/ask", "GITSYNC_USERNAME=u"}
+	want := []string{"PATH=/bin", "GIT_SYNC_REPO=https://host/r.git", "GIT_ASKPASS_URL=http://host/ask", "GITSYNC_USERNAME=u",
+		"GIT_SYNC_WEBHOOK_URL=https://hooks.example/x"}
 	if got := childEnv(env); !reflect.DeepEqual(got, want) {
 		t.Fatalf("childEnv =\n%q\nwant\n%q", got, want)
 	}

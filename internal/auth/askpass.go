@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -21,17 +22,18 @@ const maxResponse = 64 << 10
 // callAskpass GETs the askpass URL and parses its "username=..." and
 // "password=..." lines (other lines are ignored). Anything but a 200 with a
 // password is an error. Messages name the URL without user info or query
-// and never quote the body.
+// (see package redact) and never quote the body.
 func callAskpass(ctx context.Context, client *http.Client, rawURL string) (string, secret.Secret, error) {
-	where := redactURL(rawURL)
+	where := redact.Text(rawURL)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return "", secret.Secret{}, fmt.Errorf("--askpass-url: GET %s: %w", where, unwrapURLError(err))
+		return "", secret.Secret{}, fmt.Errorf("--askpass-url: GET %s: %w", where, redact.Error(err))
 	}
 	req.Header.Set("User-Agent", "git-sync")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", secret.Secret{}, fmt.Errorf("--askpass-url: GET %s: %w", where, unwrapURLError(err))
+		// The client's error names the method and the URL.
+		return "", secret.Secret{}, fmt.Errorf("--askpass-url: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

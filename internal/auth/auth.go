@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"gitsync/internal/config"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -40,11 +40,9 @@ type Options struct {
 	// HTTPClient is used for the askpass URL and the GitHub API; nil means a
 	// client with a 30 s timeout.
 	HTTPClient *http.Client
-	// CookieFile overrides DefaultCookieFile (for tests).
-	CookieFile string
-	// TempDir is where New creates its private directory; empty means
-	// os.TempDir() ($TMPDIR or /tmp). The socket path in it must stay under
-	// about 100 bytes.
+	// TempDir is where New prefers to create its private directory; empty
+	// means os.TempDir() ($TMPDIR or /tmp). See listen for when another
+	// directory is used.
 	TempDir string
 }
 
@@ -54,18 +52,21 @@ type Auth struct {
 	log     *slog.Logger
 	metrics Metrics
 	client  *http.Client
-	cfg     config.Config
+	cfg     Config
 
-	dir      string // owner-only directory holding the socket
-	sock     string
-	ln       net.Listener
-	helper   string // credential.helper value
-	sshCmd   string
-	cookie   string // http.cookieFile, or ""
-	repoKey  urlKey
-	repoOK   bool // repo is a URL credentials can be keyed on
-	app      *githubApp
-	credKeys []urlKey
+	dir    string // owner-only directory holding the socket
+	sock   string
+	ln     net.Listener
+	helper string // credential.helper value
+	sshCmd string
+	// sshRequired are the files ssh needs before a sync can work (see
+	// planSSHFiles), checked by every Refresh.
+	sshRequired []sshFile
+	cookie      string // http.cookieFile, or ""
+	repoKey     urlKey
+	repoOK      bool // repo is a URL credentials can be keyed on
+	app         *githubApp
+	credKeys    []urlKey
 
 	logRequests bool // log each helper request (verbosity 5 and up)
 
@@ -88,11 +89,13 @@ type nopMetrics struct{}
 func (nopMetrics) AskpassCall(string)      {}
 func (nopMetrics) GitHubAppRefresh(string) {}
 
-// New checks the credential configuration (files that must exist, the
-// GitHub App key, credential URLs), creates an owner-only temporary
-// directory and starts serving the credential helper on a unix socket there.
-// Call Close to stop.
-func New(cfg config.Config, opts Options) (*Auth, error) {
+// New checks what can never work (credential URLs, values git's credential
+// protocol cannot carry, the GitHub App key, a missing cookie file) and,
+// when there are credentials to serve, creates an owner-only directory and
+// starts serving the credential helper on a unix socket there. Files that
+// may still appear (password files, ssh keys, known hosts) are left to
+// Refresh. Call Close to stop.
+func New(cfg Config, opts Options) (*Auth, error) {
 	a := &Auth{
 		log:       opts.Log,
 		metrics:   opts.Metrics,
@@ -139,32 +142,18 @@ func New(cfg config.Config, opts Options) (*Auth, error) {
 		a.credKeys = append(a.credKeys, k)
 		a.credPass[i] = c.Password
 	}
-	// Read the password files now, so that a missing one fails at startup.
-	if err := a.readPasswordFiles(); err != nil {
-		return nil, err
-	}
-
-	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	// Password files, key files and the known-hosts file are first looked
+	// at by Refresh, before the first sync: one that is not there yet (a
+	// secret mounted late) fails that sync, counted against --max-failures
+	// like any other sync error, instead of stopping git-sync at startup.
 	sshRepo := isSSHRepo(cfg.Repo)
-	keys, warnings, err := selectKeyFiles(cfg.SSHKeyFiles, sshRepo, exists)
+	keys, required, notes, err := planSSHFiles(cfg.SSHKeyFiles, cfg.SSHKnownHosts, cfg.SSHKnownHostsFile, sshRepo, fileExists)
 	if err != nil {
 		return nil, err
 	}
-	w, err := checkKnownHosts(cfg.SSHKnownHosts, cfg.SSHKnownHostsFile, sshRepo, exists)
-	if err != nil {
-		return nil, err
-	}
-	if w != "" {
-		warnings = append(warnings, w)
-	}
-	// Missing default ssh files only matter for ssh repositories (a
-	// submodule could still use ssh, so say it at a verbose level).
-	level := slog.LevelWarn
-	if !sshRepo {
-		level = slog.Level(-2)
-	}
-	for _, w := range warnings {
-		a.log.Log(context.Background(), level, w)
+	a.sshRequired = required
+	for _, n := range notes {
+		a.log.Log(context.Background(), slog.Level(-2), n)
 	}
 	a.sshCmd = SSHCommand(SSHOptions{
 		Base:           lookupEnv(opts.Env, "GIT_SSH_COMMAND"),
@@ -174,14 +163,11 @@ func New(cfg config.Config, opts Options) (*Auth, error) {
 		Verbose:        sshVerbosity(a.verbosity()),
 	})
 
-	if cfg.CookieFile {
-		a.cookie = opts.CookieFile
-		if a.cookie == "" {
-			a.cookie = DefaultCookieFile
+	if cfg.CookieFile != "" {
+		if !fileExists(cfg.CookieFile) {
+			return nil, fmt.Errorf("--cookie-file: %s: file not found", cfg.CookieFile)
 		}
-		if !exists(a.cookie) {
-			return nil, fmt.Errorf("--cookie-file: %s: file not found", a.cookie)
-		}
+		a.cookie = cfg.CookieFile
 	}
 
 	if cfg.GitHubApp.Enabled() {
@@ -192,6 +178,12 @@ func New(cfg config.Config, opts Options) (*Auth, error) {
 		a.app = app
 	}
 
+	if !cfg.hasCredentials() {
+		// Nothing to serve: no socket, no directory, and git gets no
+		// helper at all (so it fails at once, without asking anyone).
+		close(a.serveDone)
+		return a, nil
+	}
 	if err := a.listen(opts.TempDir); err != nil {
 		return nil, err
 	}
@@ -210,85 +202,19 @@ func (a *Auth) verbosity() int {
 	return 0
 }
 
-// Names of the private directory (under the temp dir) and of the socket.
-const (
-	privateDirPrefix = "git-sync-auth-"
-	socketName       = "credential.sock"
-)
-
-func (a *Auth) listen(parent string) error {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	removeStaleDirs(parent, time.Now())
-	dir, err := os.MkdirTemp(parent, privateDirPrefix)
-	if err != nil {
-		return fmt.Errorf("auth: create private directory (set TMPDIR to a writable directory): %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: %w", err)
-	}
-	sock := filepath.Join(dir, socketName)
-	if len(sock) > 100 { // sun_path holds 108 bytes on Linux, 104 elsewhere
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: socket path %s is too long: set TMPDIR to a shorter directory", sock)
-	}
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: listen: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		os.RemoveAll(dir)
-		return fmt.Errorf("auth: %w", err)
-	}
-	a.dir, a.sock, a.ln = dir, sock, ln
-	return nil
-}
-
-// removeStaleDirs removes the private directories that earlier git-sync
-// processes of this user left when they were killed: those whose socket
-// nobody listens on any more. It skips recent ones (a concurrent New may not
-// be listening yet) and ignores every error: this is housekeeping only.
-func removeStaleDirs(parent string, now time.Time) {
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), privateDirPrefix) {
-			continue
-		}
-		dir := filepath.Join(parent, e.Name())
-		fi, err := os.Lstat(dir)
-		if err != nil || now.Sub(fi.ModTime()) < time.Minute {
-			continue
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
-			continue
-		}
-		conn, err := net.DialTimeout("unix", filepath.Join(dir, socketName), time.Second)
-		if err == nil {
-			conn.Close() // a live git-sync
-			continue
-		}
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			os.RemoveAll(dir)
-		}
-	}
-}
-
-// Dir is the owner-only directory New created (removed by Close).
+// Dir is the owner-only directory New created for the socket (removed by
+// Close), or "" when there are no credentials to serve.
 func (a *Auth) Dir() string { return a.dir }
 
-// Refresh brings the credentials up to date before a sync: it re-reads the
-// password files, calls the askpass URL and renews the GitHub App token when
-// it expires within 30 s. On error the previous values stay in use; the
+// Refresh brings the credentials up to date before a sync: it checks that
+// the files ssh needs are there, re-reads the password files, calls the
+// askpass URL and renews the GitHub App token when it expires within 30 s. On error the previous values stay in use; the
 // error never contains a secret.
 func (a *Auth) Refresh(ctx context.Context) error {
 	var errs []error
+	if err := checkSSHFiles(a.sshRequired, fileExists); err != nil {
+		errs = append(errs, err)
+	}
 	if err := a.readPasswordFiles(); err != nil {
 		errs = append(errs, err)
 	}
@@ -302,7 +228,7 @@ func (a *Auth) Refresh(ctx context.Context) error {
 			a.mu.Lock()
 			a.askUser, a.askPass = user, pass
 			a.mu.Unlock()
-			a.log.Log(ctx, slog.Level(-3), "called askpass URL", "url", redactURL(a.cfg.AskpassURL))
+			a.log.Log(ctx, slog.Level(-3), "called askpass URL", "url", redact.Text(a.cfg.AskpassURL))
 		}
 	}
 	if a.app != nil {
@@ -344,7 +270,7 @@ func (a *Auth) readPasswordFiles() error {
 		}
 		p, err := readPasswordFile(c.PasswordFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--credential %s: password-file: %w", redactURL(c.URL), err))
+			errs = append(errs, fmt.Errorf("--credential %s: password-file: %w", redact.Text(c.URL), err))
 			continue
 		}
 		a.mu.Lock()
@@ -375,15 +301,18 @@ func (a *Auth) lookup(r urlKey) (username string, password secret.Secret, ok boo
 }
 
 // GitConfig returns the entries for git-sync's private global git config:
-// git-sync as git's only credential helper, credentials keyed on the full
-// URL, and the cookie file when --cookie-file is set. No secrets.
+// git-sync as git's only credential helper (no helper at all when there are
+// no credentials), credentials keyed on the full URL, and the cookie file
+// when --cookie-file is set. No secrets.
 func (a *Auth) GitConfig() []config.GitConfigEntry {
 	entries := []config.GitConfigEntry{
 		// An empty value clears helpers configured before this file.
 		{Key: "credential.helper", Value: ""},
-		{Key: "credential.helper", Value: a.helper, Add: true},
-		{Key: "credential.useHttpPath", Value: "true"},
 	}
+	if a.helper != "" {
+		entries = append(entries, config.GitConfigEntry{Key: "credential.helper", Value: a.helper, Add: true})
+	}
+	entries = append(entries, config.GitConfigEntry{Key: "credential.useHttpPath", Value: "true"})
 	if a.cookie != "" {
 		entries = append(entries, config.GitConfigEntry{Key: "http.cookieFile", Value: a.cookie})
 	}
@@ -408,6 +337,9 @@ func (a *Auth) Env() []string {
 // and removes the private directory. It may be called more than once.
 func (a *Auth) Close() error {
 	a.closeOnce.Do(func() {
+		if a.ln == nil {
+			return // no credentials, nothing was started
+		}
 		err := a.ln.Close()
 		<-a.serveDone
 		a.connWG.Wait()
@@ -418,6 +350,9 @@ func (a *Auth) Close() error {
 	})
 	return a.closeErr
 }
+
+// fileExists reports whether path can be stat'ed.
+func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 // lookupEnv returns the last value of name in env, or "".
 func lookupEnv(env []string, name string) string {

@@ -104,17 +104,17 @@ func (b *logBuffer) logger() *slog.Logger {
 
 // baseConfig is a Config with the defaults the config package applies to
 // the auth fields.
-func baseConfig(repo string) config.Config {
-	return config.Config{
+func baseConfig(repo string) Config {
+	return Config{
 		Repo:              repo,
 		SSHKeyFiles:       []string{DefaultSSHKeyFile},
 		SSHKnownHosts:     true,
 		SSHKnownHostsFile: "/etc/git-secret/known_hosts",
-		GitHubApp:         config.GitHubAppConfig{BaseURL: "https://api.github.com/"},
+		GitHubApp:         GitHubApp{BaseURL: "https://api.github.com/"},
 	}
 }
 
-func newTestAuth(t *testing.T, cfg config.Config, opts Options) *Auth {
+func newTestAuth(t *testing.T, cfg Config, opts Options) *Auth {
 	t.Helper()
 	if opts.Self == "" {
 		opts.Self = testSelf
@@ -236,7 +236,7 @@ func TestCredentialFill(t *testing.T) {
 	cfg := baseConfig("https://git.example.com/org/repo.git")
 	cfg.Username = "alice"
 	cfg.Password = secret.New("alice-pw")
-	cfg.Credentials = []config.Credential{
+	cfg.Credentials = []Credential{
 		{URL: "https://git.example.com/org/sub", Username: "bob", Password: secret.New("bob-pw")},
 		{URL: "https://other.example.com:8443/", Username: "carol", PasswordFile: carolFile},
 		{URL: "https://git.example.com/org/repo.git", Username: "dave", Password: secret.New("dave-pw")},
@@ -268,6 +268,30 @@ func TestCredentialFill(t *testing.T) {
 	}
 }
 
+// TestCredentialFillAnyScheme: the --repo credentials answer git's request
+// for the --repo URL whatever its scheme; file:// URLs, whose host is
+// empty, are what upstream's own e2e wrappers ask about.
+func TestCredentialFillAnyScheme(t *testing.T) {
+	for _, repo := range []string{"file:///srv/git/repo", "file://localhost/srv/repo", "git://host/repo", "ssh://host:2222/repo"} {
+		t.Run(repo, func(t *testing.T) {
+			cfg := baseConfig(repo)
+			cfg.SSHKnownHosts = false // ssh is not used, only its URL
+			cfg.Username, cfg.Password = "alice", secret.New("alice-pw")
+			cfg.Credentials = []Credential{{URL: "file:///srv/lib", Username: "bob", Password: secret.New("bob-pw")}}
+			a := newTestAuth(t, cfg, Options{})
+			if err := a.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			env := childEnv(t, a)
+			wantCredential(t, env, repo, "alice", "alice-pw")
+			wantCredential(t, env, repo+"/", "alice", "alice-pw")
+			wantCredential(t, env, "file:///srv/lib/sub.git", "bob", "bob-pw")
+			wantNoCredential(t, env, repo+"-other")
+			wantNoCredential(t, env, "file:///srv/library")
+		})
+	}
+}
+
 func TestCredentialFillWithoutCredentials(t *testing.T) {
 	a := newTestAuth(t, baseConfig("https://git.example.com/org/repo.git"), Options{})
 	trap, trapped := askpassTrap(t)
@@ -279,7 +303,9 @@ func TestCredentialFillWithoutCredentials(t *testing.T) {
 }
 
 func TestCredentialHelperIsOnlyHelper(t *testing.T) {
-	a := newTestAuth(t, baseConfig("https://h/r"), Options{})
+	c := baseConfig("https://h/r")
+	c.AskpassURL = "http://127.0.0.1:1/askpass"
+	a := newTestAuth(t, c, Options{})
 	cfg := a.GitConfig()
 	if len(cfg) < 3 || cfg[0] != (config.GitConfigEntry{Key: "credential.helper"}) ||
 		cfg[1].Key != "credential.helper" || !cfg[1].Add || !strings.HasPrefix(cfg[1].Value, "!") {
@@ -300,6 +326,32 @@ func TestCredentialHelperIsOnlyHelper(t *testing.T) {
 	}
 	writeFile(t, global, "[credential]\n\thelper = \"!echo username=evil; echo password=evil; :\"\n"+string(b))
 	wantNoCredential(t, env, "https://h/r")
+}
+
+// TestNoHelperWithoutCredentials: with nothing to serve there is no
+// socket, no directory and no helper; git fails without asking anyone.
+func TestNoHelperWithoutCredentials(t *testing.T) {
+	tmp := t.TempDir()
+	c := baseConfig("https://h/r")
+	c.CookieFile = filepath.Join(tmp, "cookies") // not a credential for the helper
+	writeFile(t, c.CookieFile, "")
+	a := newTestAuth(t, c, Options{TempDir: tmp})
+	if a.Dir() != "" {
+		t.Errorf("Dir() = %q, want none", a.Dir())
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
+		t.Errorf("New created %d entries in the temp dir, want none", len(ents)-1)
+	}
+	for _, e := range a.GitConfig() {
+		if e.Key == "credential.helper" && e.Value != "" {
+			t.Errorf("GitConfig() configures helper %q", e.Value)
+		}
+	}
+	trap, trapped := askpassTrap(t)
+	wantNoCredential(t, childEnv(t, a, trap...), "https://h/r")
+	if trapped() {
+		t.Fatal("an askpass program was run")
+	}
 }
 
 func TestHelperStoreEraseAreNoOps(t *testing.T) {
@@ -335,10 +387,14 @@ func TestPasswordFileRotation(t *testing.T) {
 	cfg := baseConfig("https://h/org/repo")
 	cfg.Username = "u"
 	cfg.PasswordFile = pwFile
-	cfg.Credentials = []config.Credential{{URL: "https://h/lib", Username: "c", PasswordFile: credFile}}
+	cfg.Credentials = []Credential{{URL: "https://h/lib", Username: "c", PasswordFile: credFile}}
 	a := newTestAuth(t, cfg, Options{})
 	env := childEnv(t, a)
-	// New read the files already.
+	// Nothing before the first Refresh: New does not read the files.
+	wantNoCredential(t, env, "https://h/org/repo")
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	wantCredential(t, env, "https://h/org/repo", "u", "first")
 	wantCredential(t, env, "https://h/lib", "c", "cred-first")
 
@@ -367,6 +423,9 @@ func TestPasswordFileRotation(t *testing.T) {
 	wantCredential(t, env, "https://h/lib", "c", "cred-second")
 }
 
+// TestNew: New fails only for a configuration that can never work. Files
+// that may still appear (password files, ssh keys, known hosts) are
+// checked by every Refresh instead: refreshErr.
 func TestNew(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
@@ -377,64 +436,67 @@ func TestNew(t *testing.T) {
 	}
 	missing := filepath.Join(dir, "missing")
 	tests := []struct {
-		name   string
-		modify func(*config.Config, *Options)
-		err    string
+		name       string
+		modify     func(*Config, *Options)
+		err        string
+		refreshErr string
 	}{
-		{"https defaults", func(*config.Config, *Options) {}, ""},
-		{"ssh repo with key and known hosts", func(c *config.Config, _ *Options) {
+		{"https defaults", func(*Config, *Options) {}, "", ""},
+		{"ssh repo with key and known hosts", func(c *Config, _ *Options) {
 			c.Repo = "git@h:org/r"
 			c.SSHKeyFiles = []string{key}
 			c.SSHKnownHostsFile = kh
-		}, ""},
-		{"ssh repo, default key absent", func(c *config.Config, _ *Options) {
+		}, "", ""},
+		{"ssh repo, default key absent", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHostsFile = kh
-		}, ""},
-		{"ssh repo, missing key", func(c *config.Config, _ *Options) {
+		}, "", ""},
+		{"ssh repo, missing key", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKeyFiles = []string{missing}
 			c.SSHKnownHostsFile = kh
-		}, "--ssh-key-file " + missing},
-		{"ssh repo, missing known hosts", func(c *config.Config, _ *Options) {
+		}, "", "--ssh-key-file " + missing + ": file not found"},
+		{"ssh repo, missing known hosts", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
-		}, "--ssh-known-hosts-file"},
-		{"ssh repo, known hosts off", func(c *config.Config, _ *Options) {
+		}, "", "--ssh-known-hosts-file"},
+		{"ssh repo, known hosts on without a file", func(c *Config, _ *Options) {
+			c.Repo = "ssh://h/r"
+			c.SSHKnownHostsFile = ""
+		}, "--ssh-known-hosts-file is empty", ""},
+		{"ssh repo, known hosts off", func(c *Config, _ *Options) {
 			c.Repo = "ssh://h/r"
 			c.SSHKnownHosts = false
-		}, ""},
-		{"https repo, missing key only warned", func(c *config.Config, _ *Options) {
+		}, "", ""},
+		{"https repo, missing key only noted", func(c *Config, _ *Options) {
 			c.SSHKeyFiles = []string{missing}
-		}, ""},
-		{"relative self", func(_ *config.Config, o *Options) { o.Self = "git-sync" }, "absolute"},
-		{"missing password file", func(c *config.Config, _ *Options) {
+		}, "", ""},
+		{"relative self", func(_ *Config, o *Options) { o.Self = "git-sync" }, "absolute", ""},
+		{"missing password file", func(c *Config, _ *Options) {
 			c.Username, c.PasswordFile = "u", missing
-		}, "--password-file"},
-		{"missing credential password file", func(c *config.Config, _ *Options) {
-			c.Credentials = []config.Credential{{URL: "https://h/", Username: "u", PasswordFile: missing}}
-		}, "password-file"},
-		{"bad credential URL", func(c *config.Config, _ *Options) {
-			c.Credentials = []config.Credential{{URL: "h/x", Username: "u", Password: secret.New("p")}}
-		}, "--credential 1"},
-		{"password with newline", func(c *config.Config, _ *Options) {
+		}, "", "--password-file"},
+		{"missing credential password file", func(c *Config, _ *Options) {
+			c.Credentials = []Credential{{URL: "https://h/", Username: "u", PasswordFile: missing}}
+		}, "", "password-file"},
+		{"bad credential URL", func(c *Config, _ *Options) {
+			c.Credentials = []Credential{{URL: "h/x", Username: "u", Password: secret.New("p")}}
+		}, "--credential 1", ""},
+		{"password with newline", func(c *Config, _ *Options) {
 			c.Username, c.Password = "u", secret.New("a\nb")
-		}, "line break"},
-		{"cookie file", func(c *config.Config, o *Options) {
-			c.CookieFile = true
-			o.CookieFile = cookie
-		}, ""},
-		{"missing cookie file", func(c *config.Config, o *Options) {
-			c.CookieFile = true
-			o.CookieFile = missing
-		}, "--cookie-file"},
-		{"bad GitHub App key", func(c *config.Config, _ *Options) {
+		}, "line break", ""},
+		{"cookie file", func(c *Config, _ *Options) {
+			c.CookieFile = cookie
+		}, "", ""},
+		{"missing cookie file", func(c *Config, _ *Options) {
+			c.CookieFile = missing
+		}, "--cookie-file", ""},
+		{"bad GitHub App key", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKey = secret.New("not a key")
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
-		}, "no PEM block"},
-		{"missing GitHub App key file", func(c *config.Config, _ *Options) {
+		}, "no PEM block", ""},
+		{"missing GitHub App key file", func(c *Config, _ *Options) {
 			c.GitHubApp.PrivateKeyFile = missing
 			c.GitHubApp.ApplicationID, c.GitHubApp.InstallationID = 1, 2
-		}, "--github-app-private-key-file"},
+		}, "--github-app-private-key-file", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,10 +521,17 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			}
 			defer a.Close()
-			if cfg.CookieFile {
+			err = a.Refresh(context.Background())
+			switch {
+			case tt.refreshErr == "" && err != nil:
+				t.Fatalf("Refresh: %v", err)
+			case tt.refreshErr != "" && (err == nil || !strings.Contains(err.Error(), tt.refreshErr)):
+				t.Fatalf("Refresh: %v, want %q", err, tt.refreshErr)
+			}
+			if cfg.CookieFile != "" {
 				found := false
 				for _, e := range a.GitConfig() {
-					found = found || e == config.GitConfigEntry{Key: "http.cookieFile", Value: opts.CookieFile}
+					found = found || e == config.GitConfigEntry{Key: "http.cookieFile", Value: cfg.CookieFile}
 				}
 				if !found {
 					t.Fatalf("GitConfig() = %+v lacks http.cookieFile", a.GitConfig())
@@ -470,6 +539,31 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLateFiles: a password file and an ssh key that appear after New make
+// Refresh fail until they are there, then succeed.
+func TestLateFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw, key, kh := filepath.Join(dir, "pw"), filepath.Join(dir, "key"), filepath.Join(dir, "kh")
+	cfg := baseConfig("ssh://h/r")
+	cfg.Username, cfg.PasswordFile = "u", pw
+	cfg.SSHKeyFiles, cfg.SSHKnownHostsFile = []string{key}, kh
+	a := newTestAuth(t, cfg, Options{})
+	if !strings.Contains(strings.Join(a.Env(), "\n"), "IdentityFile="+key) {
+		t.Errorf("GIT_SSH_COMMAND lacks the key that is not there yet: %q", a.Env())
+	}
+	for i, f := range []string{pw, key, kh} {
+		err := a.Refresh(context.Background())
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Fatalf("Refresh with %d of 3 files present = %v, want an error naming %s", i, err, f)
+		}
+		writeFile(t, f, "content\n")
+	}
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatalf("Refresh with every file present: %v", err)
+	}
+	wantCredential(t, childEnv(t, a), "ssh://h/r", "u", "content")
 }
 
 func TestEnvExtendsUserSSHCommand(t *testing.T) {
@@ -533,6 +627,9 @@ func TestConcurrentRequests(t *testing.T) {
 	cfg := baseConfig("https://h/r")
 	cfg.Username, cfg.PasswordFile = "u", pwFile
 	a := newTestAuth(t, cfg, Options{})
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {

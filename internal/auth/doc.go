@@ -16,6 +16,14 @@
 // SIGKILL leaves its empty directory behind; the next New of the same user
 // removes such directories once nobody listens on their socket.
 //
+// The helper, its socket and its directory exist only when there are
+// credentials to serve (--username, --askpass-url, --credential or a GitHub
+// App); otherwise git is given no helper at all. The directory
+// (git-sync-auth-XXXXXXXX) goes in $TMPDIR when the socket path fits there
+// (a unix socket path has at most 107 bytes, so $TMPDIR at most 68) and in
+// /tmp, else /dev/shm, when it does not or when $TMPDIR is missing or
+// read-only: a long $TMPDIR never stops git-sync (see fallbackParents).
+//
 // git never prompts: GIT_TERMINAL_PROMPT=0, an empty GIT_ASKPASS (which also
 // stops git from falling back to core.askPass or SSH_ASKPASS) and
 // SSH_ASKPASS_REQUIRE=never, and ssh runs with BatchMode=yes. With no
@@ -27,7 +35,10 @@
 // with port, path). URLs are compared after normalisation: scheme and host
 // lower-cased, the default port of http (80) and https (443) dropped, and
 // leading and trailing slashes of the path removed (git itself strips them
-// and percent-decodes, as net/url does).
+// and percent-decodes, as net/url does). Any scheme is keyed the same way,
+// file:// (whose host is empty) included: git asks only about http(s) on
+// its own, but users' --git wrappers run `git credential fill` for
+// whatever --repo is, and must get the same answer.
 //
 //  1. Credentials for --repo (the GitHub App token with username "-", else
 //     the last --askpass-url answer, else --username with $GITSYNC_PASSWORD
@@ -40,8 +51,10 @@
 //  3. Otherwise the helper answers nothing.
 //
 // Password files (--password-file and the password-file of --credential
-// entries) are re-read by every Refresh; one trailing line break (LF or CRLF)
-// is removed, since secrets mounted from files usually end with one.
+// entries) are read by every Refresh, the first one included (New does not
+// read them: a file that is not there yet fails a sync, not the start); one
+// trailing line break (LF or CRLF) is removed, since secrets mounted from
+// files usually end with one.
 //
 // # SSH
 //
@@ -50,13 +63,15 @@
 // an option, so the user's own -o settings win over ours), BatchMode=yes,
 // one -i per key file with IdentitiesOnly=yes, and strict host key checking
 // against the known-hosts file unless --ssh-known-hosts=false. The default
-// key file (/etc/git-secret/ssh) is used only if it exists. A missing
-// non-default key file, or a missing known-hosts file with checking on, is
-// an error from New when --repo is an SSH URL (ssh://, git+ssh://,
-// ssh+git:// or scp-like host:path); for other repos it is only logged (ssh
-// may still be reached through submodules, and would then fail with its own
-// message), so that deployments that set these flags for every repo keep
-// working. GIT_SSH_COMMAND takes precedence over a core.sshCommand given
+// key file (/etc/git-secret/ssh) is used only if it exists; other key files
+// are used whether they exist yet or not. When --repo is an SSH URL
+// (ssh://, git+ssh://, ssh+git:// or scp-like host:path), a missing
+// non-default key file, or a missing known-hosts file with checking on,
+// makes Refresh fail, so each sync attempt fails and counts against
+// --max-failures until the file appears (secrets are often mounted late);
+// for other repos it is only logged (ssh may still be reached through
+// submodules, and would then fail with its own message), so that
+// deployments that set these flags for every repo keep working. GIT_SSH_COMMAND takes precedence over a core.sshCommand given
 // with --git-config (put ssh options in GIT_SSH_COMMAND instead, as with
 // upstream git-sync). ssh writes nothing under HOME with these options, so an unset or
 // read-only HOME is fine (ssh still needs a passwd entry for the UID: see

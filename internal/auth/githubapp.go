@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"gitsync/internal/config"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -43,7 +43,7 @@ type githubApp struct {
 	url    string // the access_tokens endpoint
 }
 
-func newGitHubApp(cfg config.GitHubAppConfig, readFile func(string) ([]byte, error)) (*githubApp, error) {
+func newGitHubApp(cfg GitHubApp, readFile func(string) ([]byte, error)) (*githubApp, error) {
 	var pemBytes []byte
 	switch {
 	case cfg.PrivateKeyFile != "":
@@ -135,10 +135,10 @@ func (g *githubApp) token(ctx context.Context, client *http.Client, now time.Tim
 	if err != nil {
 		return secret.Secret{}, time.Time{}, err
 	}
-	where := redactURL(g.url)
+	where := redact.Text(g.url)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, nil)
 	if err != nil {
-		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, unwrapURLError(err))
+		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, redact.Error(err))
 	}
 	req.Header.Set("Authorization", "Bearer "+jwt)
 	req.Header.Set("Accept", "application/vnd.github+json")
@@ -146,7 +146,8 @@ func (g *githubApp) token(ctx context.Context, client *http.Client, now time.Tim
 	req.Header.Set("User-Agent", "git-sync")
 	resp, err := client.Do(req)
 	if err != nil {
-		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: POST %s: %w", where, unwrapURLError(err))
+		// The client's error names the method and the URL.
+		return secret.Secret{}, time.Time{}, fmt.Errorf("GitHub App token: %w", redact.Error(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))

@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"gitsync/internal/config"
 	"gitsync/internal/secret"
 )
 
@@ -163,15 +162,15 @@ func TestGitHubApp(t *testing.T) {
 	key := newRSAKey(t)
 	tests := []struct {
 		name   string
-		setKey func(*config.GitHubAppConfig)
+		setKey func(*GitHubApp)
 		issuer any
 	}{
-		{"PKCS#1 file, application id", func(c *config.GitHubAppConfig) {
+		{"PKCS#1 file, application id", func(c *GitHubApp) {
 			c.PrivateKeyFile = filepath.Join(t.TempDir(), "app.pem")
 			writeFile(t, c.PrivateKeyFile, pemPKCS1(key))
 			c.ApplicationID = 123456
 		}, float64(123456)},
-		{"PKCS#8 from environment, client id", func(c *config.GitHubAppConfig) {
+		{"PKCS#8 from environment, client id", func(c *GitHubApp) {
 			c.PrivateKey = secret.New(pemPKCS8(t, key))
 			c.ClientID = "Iv1.0123abcd"
 		}, "Iv1.0123abcd"},
@@ -223,7 +222,7 @@ func TestGitHubAppErrors(t *testing.T) {
 	hs := httptest.NewServer(gh)
 	defer hs.Close()
 	cfg := baseConfig("https://github.example.com/org/repo.git")
-	cfg.GitHubApp = config.GitHubAppConfig{
+	cfg.GitHubApp = GitHubApp{
 		PrivateKey:     secret.New(pemPKCS1(other)), // not the app's key
 		ApplicationID:  7,
 		InstallationID: 8,

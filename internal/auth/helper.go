@@ -11,6 +11,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"gitsync/internal/redact"
 )
 
 // HelperArg is the first argument with which git runs the git-sync binary
@@ -152,7 +154,7 @@ func (a *Auth) handle(conn net.Conn) {
 		ok = false
 	}
 	if a.logRequests {
-		a.log.Log(context.Background(), slog.Level(-5), "credential request", "url", key.String(), "answered", ok)
+		a.log.Log(context.Background(), slog.Level(-5), "credential request", "url", redact.Text(key.String()), "answered", ok)
 	}
 	if !ok {
 		return

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"gitsync/internal/redact"
 )
 
 // urlKey is the part of a URL that credentials are matched on, normalised
@@ -23,13 +25,16 @@ func (k urlKey) String() string {
 }
 
 // parseURLKey normalises a configured URL (--repo, a --credential url).
+// Any scheme will do: git asks a credential helper about whatever URL it
+// is given, and users' --git wrappers ask `git credential fill` about
+// file:// URLs (upstream git-sync's own tests do), whose host is empty.
 func parseURLKey(raw string) (urlKey, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return urlKey{}, fmt.Errorf("invalid URL: %w", unwrapURLError(err))
+		return urlKey{}, fmt.Errorf("invalid URL: %w", redact.Error(err))
 	}
-	if u.Scheme == "" || u.Host == "" {
-		return urlKey{}, fmt.Errorf("invalid URL %q: need scheme://host[/path]", redactURL(raw))
+	if u.Scheme == "" || u.Host == "" && !strings.EqualFold(u.Scheme, "file") {
+		return urlKey{}, fmt.Errorf("invalid URL %q: need scheme://host[/path] or file:///path", redact.Text(raw))
 	}
 	return newURLKey(u.Scheme, u.Host, u.Path), nil
 }
@@ -84,26 +89,4 @@ func isSSHRepo(repo string) bool {
 		return false
 	}
 	return !strings.Contains(repo[:colon], "/")
-}
-
-// redactURL returns raw without user info, query or fragment, for messages.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return r.String()
-}
-
-// unwrapURLError drops the *url.Error wrapper that net/url and net/http
-// put around errors: its message repeats the whole URL, query included.
-func unwrapURLError(err error) error {
-	for {
-		ue, ok := err.(*url.Error)
-		if !ok {
-			return err
-		}
-		err = ue.Err
-	}
 }

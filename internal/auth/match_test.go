@@ -19,6 +19,11 @@ func TestParseURLKey(t *testing.T) {
 		{"https://host/", "https://host"},
 		{"https://user:pw@host/a%20b", "https://host/a b"},
 		{"https://[::1]:8080/x", "https://[::1]:8080/x"},
+		{"file:///srv/git/repo", "file:///srv/git/repo"},
+		{"FILE:///srv/git/a%20b/", "file:///srv/git/a b"},
+		{"file://localhost/srv/repo", "file://localhost/srv/repo"},
+		{"git://host:9418/repo", "git://host:9418/repo"},
+		{"ssh://git@host:22/repo", "ssh://host:22/repo"},
 	}
 	for _, tt := range tests {
 		k, err := parseURLKey(tt.in)
@@ -30,7 +35,7 @@ func TestParseURLKey(t *testing.T) {
 			t.Errorf("parseURLKey(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "host/path", "git@host:org/repo", "/abs/path", "https://host:x/"} {
+	for _, bad := range []string{"", "host/path", "git@host:org/repo", "/abs/path", "https://host:x/", "https:///path"} {
 		if k, err := parseURLKey(bad); err == nil {
 			t.Errorf("parseURLKey(%q) = %v, want error", bad, k)
 		}
@@ -98,19 +103,6 @@ func TestIsSSHRepo(t *testing.T) {
 	for in, want := range tests {
 		if got := isSSHRepo(in); got != want {
 			t.Errorf("isSSHRepo(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	tests := map[string]string{
-		"https://u:p@host/path?token=abc#frag": "https://host/path",
-		"http://127.0.0.1:8080/askpass":        "http://127.0.0.1:8080/askpass",
-		"https://host:bad/":                    "(unparsable URL)",
-	}
-	for in, want := range tests {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -17,7 +18,7 @@ type SSHOptions struct {
 	// empty means plain "ssh".
 	Base string
 	// KeyFiles are the identity files, in order (already filtered: see
-	// selectKeyFiles).
+	// planSSHFiles).
 	KeyFiles []string
 	// KnownHosts turns strict host key checking on, against KnownHostsFile.
 	KnownHosts     bool
@@ -75,42 +76,73 @@ func sshVerbosity(v int) int {
 	return 0
 }
 
-// selectKeyFiles decides which configured key files ssh gets. The default
-// key file is used only when it exists. A missing non-default file is an
-// error when the repo is reached over ssh (sshRepo) and a warning otherwise.
-func selectKeyFiles(files []string, sshRepo bool, exists func(string) bool) (keys, warnings []string, err error) {
-	for _, f := range files {
+// sshFile is a file ssh needs before a sync can work: a key file or the
+// known-hosts file, named by its flag for messages.
+type sshFile struct{ flag, path string }
+
+// planSSHFiles decides which key files ssh gets and which files must exist
+// for a sync to be attempted:
+//   - the default key file is used only when it exists (not mounted is the
+//     usual case for https repos);
+//   - every other key file is used whether it exists yet or not: secrets are
+//     often mounted or written after git-sync starts;
+//   - when the repo is reached over ssh (sshRepo), those key files and the
+//     known-hosts file (with checking on) are required: Refresh fails each
+//     attempt, counted like any sync error, until they are there;
+//   - for other repos a missing one is only noted (ssh may still be reached
+//     through a submodule, and would then fail with its own message).
+//
+// The only error is a configuration that can never work: checking on with
+// no known-hosts file named, for an ssh repo.
+func planSSHFiles(keyFiles []string, knownHosts bool, knownHostsFile string, sshRepo bool, exists func(string) bool) (keys []string, required []sshFile, notes []string, err error) {
+	var files []sshFile
+	for _, f := range keyFiles {
 		switch {
 		case f == "":
-			continue
-		case exists(f):
-			keys = append(keys, f)
 		case f == DefaultSSHKeyFile:
-			// Not mounted: the usual case for https repos.
-		case sshRepo:
-			return nil, nil, fmt.Errorf("--ssh-key-file %s: file not found", f)
+			if exists(f) {
+				keys = append(keys, f)
+			}
 		default:
-			warnings = append(warnings, fmt.Sprintf("--ssh-key-file %s: file not found (ignored: --repo does not use ssh)", f))
+			keys = append(keys, f)
+			files = append(files, sshFile{"--ssh-key-file", f})
 		}
 	}
-	return keys, warnings, nil
-}
-
-// checkKnownHosts applies the same rule to the known-hosts file.
-func checkKnownHosts(enabled bool, file string, sshRepo bool, exists func(string) bool) (warning string, err error) {
-	if !enabled || exists(file) {
-		return "", nil
-	}
-	if file == "" {
-		if sshRepo {
-			return "", fmt.Errorf("--ssh-known-hosts is on but --ssh-known-hosts-file is empty")
+	if knownHosts {
+		if knownHostsFile == "" {
+			if sshRepo {
+				return nil, nil, nil, fmt.Errorf("--ssh-known-hosts is on but --ssh-known-hosts-file is empty")
+			}
+			notes = append(notes, "--ssh-known-hosts is on but --ssh-known-hosts-file is empty: ssh host keys cannot be verified")
+		} else {
+			files = append(files, sshFile{"--ssh-known-hosts-file", knownHostsFile})
 		}
-		return "--ssh-known-hosts is on but --ssh-known-hosts-file is empty: ssh host keys cannot be verified", nil
 	}
 	if sshRepo {
-		return "", fmt.Errorf("--ssh-known-hosts-file %s: file not found (or use --ssh-known-hosts=false)", file)
+		return keys, files, notes, nil
 	}
-	return fmt.Sprintf("--ssh-known-hosts-file %s: file not found: ssh host keys cannot be verified", file), nil
+	for _, f := range files {
+		if !exists(f.path) {
+			notes = append(notes, fmt.Sprintf("%s %s: file not found (--repo does not use ssh; a submodule that does would fail)", f.flag, f.path))
+		}
+	}
+	return keys, nil, notes, nil
+}
+
+// checkSSHFiles reports the required files that do not exist.
+func checkSSHFiles(required []sshFile, exists func(string) bool) error {
+	var errs []error
+	for _, f := range required {
+		if exists(f.path) {
+			continue
+		}
+		hint := ""
+		if f.flag == "--ssh-known-hosts-file" {
+			hint = " (or use --ssh-known-hosts=false)"
+		}
+		errs = append(errs, fmt.Errorf("%s %s: file not found%s", f.flag, f.path, hint))
+	}
+	return errors.Join(errs...)
 }
 
 // sshPercentEscape protects a path from ssh's %-token expansion, which ssh

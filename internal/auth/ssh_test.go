@@ -81,26 +81,40 @@ func TestSSHCommandShellWords(t *testing.T) {
 	}
 }
 
-func TestSelectKeyFiles(t *testing.T) {
-	present := map[string]bool{"/present": true, "/also": true, DefaultSSHKeyFile + ".x": true}
-	exists := func(p string) bool { return present[p] }
+func TestPlanSSHFiles(t *testing.T) {
+	present := map[string]bool{"/present": true, "/also": true, "/kh": true, DefaultSSHKeyFile + ".x": true}
+	key := func(p string) sshFile { return sshFile{"--ssh-key-file", p} }
+	kh := func(p string) sshFile { return sshFile{"--ssh-known-hosts-file", p} }
 	tests := []struct {
-		name     string
-		files    []string
-		sshRepo  bool
-		keys     []string
-		warnings int
-		err      string
+		name       string
+		files      []string
+		knownHosts bool
+		khFile     string
+		sshRepo    bool
+		keys       []string
+		required   []sshFile
+		notes      int
+		err        string
 	}{
-		{"default missing", []string{DefaultSSHKeyFile}, true, nil, 0, ""},
-		{"default present", []string{"/present"}, true, []string{"/present"}, 0, ""},
-		{"several, order kept", []string{"/also", DefaultSSHKeyFile, "/present", ""}, true, []string{"/also", "/present"}, 0, ""},
-		{"explicit missing, ssh repo", []string{"/present", "/gone"}, true, nil, 0, "--ssh-key-file /gone: file not found"},
-		{"explicit missing, https repo", []string{"/gone", "/present"}, false, []string{"/present"}, 1, ""},
+		{"default key missing", []string{DefaultSSHKeyFile}, false, "", true, nil, nil, 0, ""},
+		{"default key present", []string{DefaultSSHKeyFile}, false, "", true, []string{DefaultSSHKeyFile}, nil, 0, ""},
+		{"given key present", []string{"/present"}, false, "", true, []string{"/present"}, []sshFile{key("/present")}, 0, ""},
+		{"several, order kept", []string{"/also", DefaultSSHKeyFile, "/present", ""}, true, "/kh", true,
+			[]string{"/also", "/present"}, []sshFile{key("/also"), key("/present"), kh("/kh")}, 0, ""},
+		// Missing files are used and required all the same: Refresh
+		// fails until they appear.
+		{"given key missing, ssh repo", []string{"/present", "/gone"}, true, "/gone-kh", true,
+			[]string{"/present", "/gone"}, []sshFile{key("/present"), key("/gone"), kh("/gone-kh")}, 0, ""},
+		{"given key missing, https repo", []string{"/gone", "/present"}, true, "/gone-kh", false,
+			[]string{"/gone", "/present"}, nil, 2, ""},
+		{"known hosts off", nil, false, "/gone-kh", true, nil, nil, 0, ""},
+		{"known hosts on, no file, ssh repo", nil, true, "", true, nil, nil, 0, "--ssh-known-hosts-file is empty"},
+		{"known hosts on, no file, https repo", nil, true, "", false, nil, nil, 1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, warnings, err := selectKeyFiles(tt.files, tt.sshRepo, exists)
+			exists := func(p string) bool { return present[p] || p == DefaultSSHKeyFile && tt.name == "default key present" }
+			keys, required, notes, err := planSSHFiles(tt.files, tt.knownHosts, tt.khFile, tt.sshRepo, exists)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -110,34 +124,22 @@ func TestSelectKeyFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(keys, tt.keys) || len(warnings) != tt.warnings {
-				t.Errorf("keys = %q, warnings = %q; want %q and %d warnings", keys, warnings, tt.keys, tt.warnings)
+			if !reflect.DeepEqual(keys, tt.keys) || !reflect.DeepEqual(required, tt.required) || len(notes) != tt.notes {
+				t.Errorf("keys = %q, required = %q, notes = %q\nwant %q, %q and %d notes", keys, required, notes, tt.keys, tt.required, tt.notes)
 			}
 		})
 	}
 }
 
-func TestCheckKnownHosts(t *testing.T) {
-	exists := func(p string) bool { return p == "/kh" }
-	tests := []struct {
-		enabled bool
-		file    string
-		sshRepo bool
-		warn    bool
-		err     bool
-	}{
-		{true, "/kh", true, false, false},
-		{true, "/missing", true, false, true},
-		{true, "/missing", false, true, false},
-		{true, "", true, false, true},
-		{true, "", false, true, false},
-		{false, "/missing", true, false, false},
+func TestCheckSSHFiles(t *testing.T) {
+	exists := func(p string) bool { return p == "/here" }
+	if err := checkSSHFiles([]sshFile{{"--ssh-key-file", "/here"}}, exists); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		w, err := checkKnownHosts(tt.enabled, tt.file, tt.sshRepo, exists)
-		if (w != "") != tt.warn || (err != nil) != tt.err {
-			t.Errorf("checkKnownHosts(%v, %q, %v) = %q, %v", tt.enabled, tt.file, tt.sshRepo, w, err)
-		}
+	err := checkSSHFiles([]sshFile{{"--ssh-key-file", "/here"}, {"--ssh-key-file", "/k"}, {"--ssh-known-hosts-file", "/kh"}}, exists)
+	want := "--ssh-key-file /k: file not found\n--ssh-known-hosts-file /kh: file not found (or use --ssh-known-hosts=false)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("checkSSHFiles = %v, want %q", err, want)
 	}
 }
 

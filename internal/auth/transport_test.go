@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"gitsync/internal/config"
 	"gitsync/internal/gittest"
+	"gitsync/internal/redact"
 	"gitsync/internal/secret"
 )
 
@@ -94,8 +94,11 @@ func TestHTTPSWithPasswordFileAndCredential(t *testing.T) {
 
 	cfg := baseConfig(repoSrv.URL("upstream"))
 	cfg.Username, cfg.PasswordFile = "alice", pwFile
-	cfg.Credentials = []config.Credential{{URL: libSrv.BaseURL(), Username: "bob", Password: secret.New("bob-pw")}}
+	cfg.Credentials = []Credential{{URL: libSrv.BaseURL(), Username: "bob", Password: secret.New("bob-pw")}}
 	a := newTestAuth(t, cfg, Options{})
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	trap, trapped := askpassTrap(t)
 	env := childEnv(t, a, append(trap,
 		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.sslCAInfo", "GIT_CONFIG_VALUE_0="+repoSrv.CAFile())...)
@@ -227,12 +230,12 @@ func TestNoSecretsLeak(t *testing.T) {
 
 	cfg := baseConfig("https://h/org/repo")
 	cfg.Username, cfg.PasswordFile = "u", pwFile
-	cfg.Credentials = []config.Credential{
+	cfg.Credentials = []Credential{
 		{URL: "https://h/a", Username: "c1", Password: secret.New("sec-cred-pw")},
 		{URL: "https://h/b", Username: "c2", PasswordFile: credFile},
 	}
 	cfg.AskpassURL = askSrv.URL + "/?token=sec-query"
-	cfg.GitHubApp = config.GitHubAppConfig{PrivateKey: secret.New(keyPEM), ApplicationID: 1, InstallationID: 2, BaseURL: ghSrv.URL + "/api/v3/"}
+	cfg.GitHubApp = GitHubApp{PrivateKey: secret.New(keyPEM), ApplicationID: 1, InstallationID: 2, BaseURL: ghSrv.URL + "/api/v3/"}
 	var logs logBuffer
 	a := newTestAuth(t, cfg, Options{Log: logs.logger()})
 	if err := a.Refresh(context.Background()); err != nil {
@@ -255,7 +258,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	// As a careless caller might (AskpassURL is a plain string in Config:
 	// whoever logs it must redact it themselves).
 	logged := cfg
-	logged.AskpassURL = redactURL(cfg.AskpassURL)
+	logged.AskpassURL = redact.Text(cfg.AskpassURL)
 	a.log.Info("config", "cfg", logged)
 
 	check := func(what, s string) {

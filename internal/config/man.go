@@ -288,6 +288,43 @@ never prompts (it fails instead). The methods:
   --ssh-known-hosts=false). --add-user helps when the container runs as a
   user that has no /etc/passwd entry.
 - Cookies: --cookie-file makes git use /etc/git-secret/cookie_file.
+
+Every method answers git's credential request for the --repo URL whatever
+its scheme (file:// included), so a --git wrapper that runs
+"git credential fill" for url=<--repo> gets them too. Credentials are held
+in git-sync's memory and served by git-sync itself, as git's only credential
+helper, over a unix socket in an owner-only directory (see FILES GIT-SYNC
+WRITES); no helper or cache outlives git-sync.
+
+Password files, --ssh-key-file and --ssh-known-hosts-file may appear after
+git-sync starts (a secret mounted or written late): until they are there,
+each sync fails, is logged and counts against --max-failures like any other
+failed sync; with --max-failures=-1 git-sync keeps trying and syncs as soon
+as they appear.
+`},
+	{"FILES GIT-SYNC WRITES", `
+git-sync writes only:
+
+- --root, which it owns, and --link, --touch-file and --error-file when
+  they point outside it (missing parent directories are created).
+- With credentials to serve (--username, --askpass-url, --credential or a
+  GitHub App): one owner-only directory, git-sync-auth-XXXXXXXX, holding
+  the credential helper's socket and no secret, removed on exit (one left by
+  a killed git-sync is removed by the next one). It goes in
+  $TMPDIR (default /tmp) when the socket path fits there (a unix socket
+  path has at most 107 bytes, so $TMPDIR may have at most 68), else in
+  /tmp, else in /dev/shm; a long, missing or read-only $TMPDIR is never an
+  error. Without credentials nothing is created.
+- /etc/passwd, with --add-user only.
+
+Nothing is written under $HOME (git reads git-sync's private configuration
+in --root instead of ~/.gitconfig, and ssh is told where its keys and known
+hosts are): HOME may be unset, missing or read-only.
+
+In Kubernetes with readOnlyRootFilesystem: true, mount the --root volume
+and, when git-sync has credentials, an emptyDir at /tmp (hooks usually want
+one too). --add-user cannot work on a read-only root filesystem: run as a
+user that the image's /etc/passwd already has.
 `},
 	{"HTTP ENDPOINT", `
 With --http-bind=ADDRESS git-sync serves HTTP, already while the first sync

@@ -17,11 +17,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 
 	"gitsync/internal/procgroup"
+	"gitsync/internal/redact"
 )
 
 // Verbosity levels at which commands and their output are logged (SPEC 7).
@@ -51,7 +51,7 @@ func (e *Error) Error() string {
 	if s := strings.TrimSpace(e.Stderr); s != "" {
 		msg += ": " + s
 	}
-	return Redact(msg)
+	return redact.Text(msg)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -80,12 +80,12 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 	// Building the log attributes costs more than the idle poll's own Go
 	// work, so do it only when they will be written.
 	if r.Log.Enabled(ctx, LevelCommand) {
-		r.Log.Log(ctx, LevelCommand, "running git", "args", Redact(strings.Join(args, " ")), "dir", dir)
+		r.Log.Log(ctx, LevelCommand, "running git", "args", redact.Text(strings.Join(args, " ")), "dir", dir)
 	}
 	err := cmd.Run()
 	if r.Log.Enabled(ctx, LevelOutput) {
-		r.Log.Log(ctx, LevelOutput, "git finished", "args", Redact(strings.Join(args, " ")),
-			"duration", time.Since(start), "stdout", Redact(stdout.String()), "stderr", Redact(stderr.String()))
+		r.Log.Log(ctx, LevelOutput, "git finished", "args", redact.Text(strings.Join(args, " ")),
+			"duration", time.Since(start), "stdout", redact.Text(stdout.String()), "stderr", redact.Text(stderr.String()))
 	}
 	if err != nil {
 		code := -1
@@ -101,15 +101,6 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 		return stdout.String(), &Error{Args: args, Dir: dir, ExitCode: code, Stderr: stderr.String(), Err: err}
 	}
 	return stdout.String(), nil
-}
-
-var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
-
-// Redact removes userinfo (user:password@) from any URL in s. Credentials
-// are split out of --repo at startup, so this is a second line of defence
-// for URLs that reach git from elsewhere (submodules, server messages).
-func Redact(s string) string {
-	return userinfo.ReplaceAllString(s, "${1}REDACTED@")
 }
 
 // locationVars are variables that would make git operate on a repository or

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gitsync/internal/procgroup"
+	"gitsync/internal/redact"
 )
 
 // closeGrace is how long Close waits for a session to exit on end of input.
@@ -42,14 +43,14 @@ func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 	cmd.Stderr = s.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("start git %s: %w", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("start git %s: %w", redact.Text(strings.Join(args, " ")), err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("start git %s: %w", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("start git %s: %w", redact.Text(strings.Join(args, " ")), err)
 	}
 	if r.Log.Enabled(context.Background(), LevelCommand) {
-		r.Log.Log(context.Background(), LevelCommand, "starting git", "args", Redact(strings.Join(args, " ")), "dir", dir)
+		r.Log.Log(context.Background(), LevelCommand, "starting git", "args", redact.Text(strings.Join(args, " ")), "dir", dir)
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, &Error{Args: args, Dir: dir, ExitCode: -1, Err: err}

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"sync/atomic"
 
 	"gitsync/internal/config"
+	"gitsync/internal/redact"
 )
 
 // maxDrain bounds how much of a response body is read (and discarded) so that
@@ -20,7 +20,7 @@ const maxDrain = 64 << 10
 // webhook notifies an HTTP endpoint; see NewWebhook.
 type webhook struct {
 	cfg    config.WebhookConfig
-	shown  string // cfg.URL without its password, for messages
+	shown  string // cfg.URL without its user information and query, for messages
 	client *http.Client
 	log    *slog.Logger
 }
@@ -39,10 +39,9 @@ func NewWebhook(cfg config.WebhookConfig, log *slog.Logger) Hook {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	shown := "(invalid URL)"
-	if u, err := url.Parse(cfg.URL); err == nil {
-		shown = u.Redacted()
-	}
+	// Tokens travel in the query as often as in the user information:
+	// neither may reach a log line or an error.
+	shown := redact.Text(cfg.URL)
 	// A transport of its own: proxies from the environment as usual, but
 	// no connection state shared with other users of the default one.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -72,7 +71,7 @@ func (w *webhook) Do(ctx context.Context, hash string) error {
 	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), w.cfg.Method, w.cfg.URL, nil)
 	if err != nil {
-		return fmt.Errorf("webhook %s %s: %w", w.cfg.Method, w.shown, err)
+		return fmt.Errorf("webhook %s %s: %w", w.cfg.Method, w.shown, redact.Error(err))
 	}
 	req.Header.Set("Gitsync-Hash", hash)
 
@@ -80,11 +79,12 @@ func (w *webhook) Do(ctx context.Context, hash string) error {
 	resp, err := w.client.Do(req)
 	if err != nil {
 		if w.fireAndForget() && sent.Load() {
-			w.log.Log(ctx, slog.Level(-2), "webhook sent, no answer", "url", w.shown, "hash", hash, "err", err)
+			w.log.Log(ctx, slog.Level(-2), "webhook sent, no answer", "url", w.shown, "hash", hash, "err", redact.Error(err))
 			return nil
 		}
-		// The client's error already names the URL, password removed.
-		return fmt.Errorf("webhook: %w", err)
+		// The client's error already names the URL (without its password,
+		// but with its query).
+		return fmt.Errorf("webhook: %w", redact.Error(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	resp.Body.Close()

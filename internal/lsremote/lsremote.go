@@ -28,6 +28,7 @@ import (
 
 	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
+	"gitsync/internal/redact"
 )
 
 // maxSessionAge bounds how long one helper process is kept. A fresh helper
@@ -103,11 +104,11 @@ func (r *Remote) Lookup(ctx context.Context, ref string) (hash string, found boo
 	}
 	if err := ctx.Err(); err != nil {
 		// The sync's own time is up (a session only ever gets half of it).
-		return "", false, fmt.Errorf("check %s on %s: %w", ref, r.url, err)
+		return "", false, fmt.Errorf("check %s on %s: %w", ref, redact.Text(r.url), err)
 	}
 	out, err := r.git.Run(ctx, r.dir, "ls-remote", "--", r.url, ref)
 	if err != nil {
-		return "", false, fmt.Errorf("check %s on %s: %w", ref, r.url, err)
+		return "", false, fmt.Errorf("check %s on %s: %w", ref, redact.Text(r.url), err)
 	}
 	if sessErr != nil {
 		r.failures++
@@ -169,11 +170,11 @@ func (r *Remote) startSession(ctx context.Context) (*session, error) {
 	}
 	out, err := r.git.Run(ctx, r.dir, "ls-remote", "--get-url", "--", r.url)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", r.url, err)
+		return nil, fmt.Errorf("resolve %s: %w", redact.Text(r.url), err)
 	}
 	resolved := strings.TrimSpace(out)
 	if !isHTTP(resolved) {
-		return nil, fmt.Errorf("%w: url.*.insteadOf makes it %s", errNoSession, gitcmd.Redact(resolved))
+		return nil, fmt.Errorf("%w: url.*.insteadOf makes it %s", errNoSession, redact.Text(resolved))
 	}
 	scheme, _, _ := strings.Cut(resolved, "://")
 	// The helper's arguments are what git's transport gives it for a URL

@@ -11,6 +11,7 @@ import (
 
 	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
+	"gitsync/internal/redact"
 )
 
 // errNoSession means a kept session cannot work for this remote in this
@@ -168,7 +169,7 @@ func (s *session) exchange(ctx context.Context, f func() error) error {
 		return ctxErr
 	}
 	if msg := strings.TrimSpace(s.proc.Stderr()); msg != "" {
-		err = fmt.Errorf("%w: %s", err, gitcmd.Redact(msg))
+		err = fmt.Errorf("%w: %s", err, redact.Text(msg))
 	}
 	return err
 }
