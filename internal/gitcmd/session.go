@@ -36,7 +36,7 @@ type Session struct {
 func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 	cmd := exec.Command(r.Git, args...)
 	cmd.Dir = dir
-	cmd.Env = r.Env
+	cmd.Env = r.env()
 	procgroup.Isolate(cmd)
 	s := &Session{cmd: cmd, stderr: &tailBuffer{max: 4096}}
 	cmd.Stderr = s.stderr
