@@ -52,7 +52,7 @@ func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 		r.Log.Log(context.Background(), LevelCommand, "starting git", "args", Redact(strings.Join(args, " ")), "dir", dir)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, &Error{Args: args, Dir: dir, ExitCode: -1, Err: err}
+		return nil, &Error{Args: args, Dir: dir, ExitCode: -1, Err: startError(dir, err)}
 	}
 	s.Stdin, s.Stdout = stdin, bufio.NewReader(stdout)
 	return s, nil
