@@ -108,7 +108,8 @@ func (r *recorder) list(t *testing.T, name string) []string {
 }
 
 // readPID waits for a script to write a process ID and a newline to path,
-// and returns that ID.
+// and returns that ID. The process is killed when the test ends, in case a
+// failure left it outside any group the test kills.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int

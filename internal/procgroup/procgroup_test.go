@@ -31,7 +31,8 @@ func poll(t *testing.T, what string, cond func() bool) {
 }
 
 // readPID waits for a script to write a process ID and a newline to path,
-// and returns that ID.
+// and returns that ID. The process is killed when the test ends, in case a
+// failure left it outside any group the test kills.
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
@@ -46,6 +47,7 @@ func readPID(t *testing.T, path string) int {
 		}
 		return true
 	})
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	return pid
 }
 
