@@ -37,6 +37,16 @@ type Runner struct {
 	Log *slog.Logger
 }
 
+// env is the environment of every child: exactly r.Env. os/exec reads a
+// nil Env as "inherit git-sync's own", which would hand git our secrets and
+// any GIT_DIR we were started with.
+func (r *Runner) env() []string {
+	if r.Env == nil {
+		return []string{}
+	}
+	return r.Env
+}
+
 // Error describes a git command that failed to start or exited non-zero.
 type Error struct {
 	Args     []string
@@ -69,7 +79,7 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 	}
 	cmd := exec.CommandContext(ctx, r.Git, args...)
 	cmd.Dir = dir
-	cmd.Env = r.Env
+	cmd.Env = r.env()
 	cmd.Stdin = in
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout

@@ -37,7 +37,7 @@ type Session struct {
 func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 	cmd := exec.Command(r.Git, args...)
 	cmd.Dir = dir
-	cmd.Env = r.Env
+	cmd.Env = r.env()
 	procgroup.Isolate(cmd)
 	s := &Session{cmd: cmd, stderr: &tailBuffer{max: 4096}}
 	cmd.Stderr = s.stderr
@@ -53,7 +53,7 @@ func (r *Runner) Start(dir string, args ...string) (*Session, error) {
 		r.Log.Log(context.Background(), LevelCommand, "starting git", "args", redact.Text(strings.Join(args, " ")), "dir", dir)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, &Error{Args: args, Dir: dir, ExitCode: -1, Err: err}
+		return nil, &Error{Args: args, Dir: dir, ExitCode: -1, Err: startError(dir, err)}
 	}
 	s.Stdin, s.Stdout = stdin, bufio.NewReader(stdout)
 	return s, nil
