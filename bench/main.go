@@ -97,7 +97,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&transports, "transports", "file,http", "transports: file, http")
 	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,rss", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
-	fs.StringVar(&gcModes, "gc", "off,always", "--git-gc values for the update scenario (the first is also used by idle and storm)")
+	fs.StringVar(&gcModes, "gc", gcDefault+",off", "--git-gc values for the update scenario (\""+gcDefault+"\": the flag is not passed; targets apply to that run only)")
 	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
 	fs.DurationVar(&o.idleWindow, "idle-window", 0, "length of one idle-poll measurement window (default 10s, quick 3s)")
 	fs.DurationVar(&o.idlePeriod, "idle-period", 100*time.Millisecond, "git-sync --period during the idle-poll scenario")
@@ -148,8 +148,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
+	for _, g := range o.gcModes {
+		switch g {
+		case gcDefault, "off", "auto", "always", "aggressive":
+		default:
+			return o, fmt.Errorf("unknown --git-gc value %q (want %s, off, auto, always or aggressive)", g, gcDefault)
+		}
+	}
 	if len(o.gcModes) == 0 {
-		o.gcModes = []string{"off"}
+		o.gcModes = []string{gcDefault}
 	}
 	def := func(v *int, full, quick int) {
 		if *v == 0 {

@@ -136,6 +136,9 @@ func formatValue(v float64, unit string) string {
 	if math.IsNaN(v) {
 		return "–"
 	}
+	if math.IsInf(v, 1) {
+		return "∞"
+	}
 	switch unit {
 	case "ms":
 		if v >= 100 {
@@ -145,6 +148,12 @@ func formatValue(v float64, unit string) string {
 	case "s":
 		return fmt.Sprintf("%.2f s", v)
 	case "B":
+		switch {
+		case v >= 1<<20:
+			return fmt.Sprintf("%.2f MiB", v/(1<<20))
+		case v >= 10<<10:
+			return fmt.Sprintf("%.1f KiB", v/(1<<10))
+		}
 		return fmt.Sprintf("%.0f B", v)
 	case "MiB":
 		return fmt.Sprintf("%.2f MiB", v)
