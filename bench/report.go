@@ -171,6 +171,8 @@ func formatValue(v float64, unit string) string {
 		return fmt.Sprintf("%.0f B", v)
 	case "MiB":
 		return fmt.Sprintf("%.2f MiB", v)
+	case "×":
+		return fmt.Sprintf("%.2f×", v)
 	case "/s":
 		return fmt.Sprintf("%.1f/s", v)
 	case "":

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Targets, as ratios to the floor unless noted. The update and bytes
+// Targets, as ratios to the floor unless noted. The update, bytes and disk
 // targets hold git-sync at its default flags (--git-gc=always included)
 // against a floor that never runs gc.
 const (
@@ -30,6 +30,9 @@ const (
 	targetStormPublish = 1.0
 	targetRSSMiB       = 12
 	targetRSSGrowthMiB = 1
+	// targetDiskGrowth bounds .git after the disk scenario's updates, as a
+	// multiple of its size after the first sync.
+	targetDiskGrowth = 1.5
 	// targetStormConverge bounds the time from the last push of a storm
 	// until the final commit is published (seconds). It is the bound the
 	// race test (test/e2e/race_test.go) used to assert, with three
