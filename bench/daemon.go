@@ -28,15 +28,28 @@ type daemon struct {
 	err     error
 }
 
+// gcDefault, as a --git-gc value of the runner, means "do not pass the
+// flag": git-sync runs with its own default, as users run it.
+const gcDefault = "default"
+
 // daemonConfig describes one git-sync daemon.
 type daemonConfig struct {
 	URL    string
 	Root   string
 	Depth  int
 	Period time.Duration
-	GC     string
-	Extra  []string
+	GC     string   // --git-gc value; "" or gcDefault: the flag is not passed
+	Extra  []string // more flags
+	Env    []string // more environment variables (untimed runs only)
 	Traced bool
+}
+
+// gcLabel names a --git-gc value in the report.
+func gcLabel(gc string) string {
+	if gc == "" || gc == gcDefault {
+		return "default flags"
+	}
+	return "--git-gc=" + gc
 }
 
 // gitSyncArgs returns the git-sync arguments shared by every run.
@@ -63,7 +76,7 @@ func (b *bench) startDaemon(ctx context.Context, c daemonConfig) (*daemon, error
 		"--http-metrics",
 		"--max-failures=-1",
 	)
-	if c.GC != "" {
+	if c.GC != "" && c.GC != gcDefault {
 		args = append(args, "--git-gc="+c.GC)
 	}
 	args = append(args, c.Extra...)
@@ -84,7 +97,8 @@ func (b *bench) startDaemon(ctx context.Context, c daemonConfig) (*daemon, error
 		logf.Close()
 		return nil, err
 	}
-	d.cmd = &exec.Cmd{Path: path, Args: argv, Env: b.env, Stdout: logf, Stderr: logf}
+	env := append(append([]string(nil), b.env...), c.Env...)
+	d.cmd = &exec.Cmd{Path: path, Args: argv, Env: env, Stdout: logf, Stderr: logf}
 	if err := d.cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err

@@ -11,21 +11,42 @@
 # Usage:
 #   floor.sh first  ROOT URL REF DEPTH LINK   empty root -> published link
 #   floor.sh update ROOT URL REF DEPTH LINK   fetch, new worktree, flip, drop old
+#       (both leave the fetched commit in a local ref; see fetch below)
 #   floor.sh poll   ROOT URL REF DEPTH LINK   one idle poll (git ls-remote)
 #   floor.sh daemon ROOT URL REF DEPTH LINK PERIOD STOPFILE
 #       poll every PERIOD seconds until STOPFILE exists; on a change run
 #       the update; print "published HASH" for every publish.
 #
 # DEPTH 0 means full history, as with git-sync.
+#
+# Every fetch stores what it brought in a local ref, $keep, as well as in
+# FETCH_HEAD. That ref is what makes the next fetch cheap: git offers the
+# commits its refs reach to the server as "have"s, so the server sends only
+# the objects of the new commit that are not already here (a one-file
+# change costs a few hundred bytes). A repository without refs has nothing
+# to offer, and the server sends the whole tree of every new commit again;
+# worktree HEADs do not count, as git negotiates only from refs. A careful
+# user keeps such a ref, so the floor does. Naming the ref as the refspec's
+# destination is the cheapest way to keep it: the fetch writes it itself,
+# where `git update-ref` after the fetch would cost one more process per
+# sync. The "+" accepts history that moved backwards or sideways, as
+# git-sync must. The ref moves with every fetch, so it never pins a
+# superseded commit.
+#
+# The floor never runs git gc (git-sync runs with its default
+# --git-gc=always); the only housekeeping is git's own
+# `git maintenance run --auto` that a plain fetch starts, as it would for
+# anyone typing these commands.
 set -eu
 
 cmd=$1 root=$2 url=$3 ref=$4 depth=$5 link=$6
+keep=refs/heads/floor
 
 fetch() {
 	if [ "$depth" -gt 0 ]; then
-		git fetch -q --no-tags --depth="$depth" "$url" "$ref" || return 1
+		git fetch -q --no-tags --depth="$depth" "$url" "+$ref:$keep" || return 1
 	else
-		git fetch -q --no-tags "$url" "$ref" || return 1
+		git fetch -q --no-tags "$url" "+$ref:$keep" || return 1
 	fi
 	read -r new _ <.git/FETCH_HEAD
 }

@@ -4,8 +4,8 @@
 // one, cached between runs), serves them over file:// and smart HTTP, and
 // runs git-sync and bench/floor.sh (the same jobs done by hand with plain
 // git) alternately in each scenario: first sync, idle poll, update, commit
-// storm and memory. It prints every figure, the floor's figure and their
-// ratio against the project's targets.
+// storm, disk growth and memory. It prints every figure, the floor's figure
+// and their ratio against the project's targets.
 //
 //	go run ./bench -quick   # a few minutes
 //	go run ./bench          # the full run recorded in docs/PERFORMANCE.md
@@ -59,6 +59,7 @@ type options struct {
 	stormTrans    string
 	stormReps     int
 	rssPolls      int
+	diskUpdates   int
 	rssPeriod     time.Duration
 	traceWindow   time.Duration
 	workdir       string
@@ -95,9 +96,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gitsync, "gitsync", "", "git-sync binary to measure (default: build ./cmd/git-sync of this module)")
 	fs.StringVar(&sizes, "sizes", "small,medium", "fixture sizes: small, medium")
 	fs.StringVar(&transports, "transports", "file,http", "transports: file, http")
-	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,rss", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,disk,rss", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
-	fs.StringVar(&gcModes, "gc", "off,always", "--git-gc values for the update scenario (the first is also used by idle and storm)")
+	fs.StringVar(&gcModes, "gc", gcDefault+",off", "--git-gc values for the update scenario (\""+gcDefault+"\": the flag is not passed; targets apply to that run only)")
 	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
 	fs.DurationVar(&o.idleWindow, "idle-window", 0, "length of one idle-poll measurement window (default 10s, quick 3s)")
 	fs.DurationVar(&o.idlePeriod, "idle-period", 100*time.Millisecond, "git-sync --period during the idle-poll scenario")
@@ -108,6 +109,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.stormTrans, "storm-transport", "file", "transport for the commit storm")
 	fs.IntVar(&o.stormReps, "storm-reps", 0, "commit-storm repetitions (default 3, quick 1)")
 	fs.IntVar(&o.rssPolls, "rss-polls", 0, "idle polls for the memory-growth test (default 10000, quick 1000)")
+	fs.IntVar(&o.diskUpdates, "disk-updates", 0, "updates in the disk-growth scenario (default 200, quick 50)")
 	fs.DurationVar(&o.rssPeriod, "rss-period", 10*time.Millisecond, "git-sync --period during the memory-growth test")
 	fs.DurationVar(&o.traceWindow, "trace-window", 0, "length of the traced idle window used to count processes (default 10s, quick 5s)")
 	fs.StringVar(&o.workdir, "workdir", "", "scratch directory for checkouts (default: a new directory on a tmpfs when one is available)")
@@ -143,13 +145,20 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, s := range o.scenarios {
 		switch s {
-		case "first", "idle", "update", "storm", "rss":
+		case "first", "idle", "update", "storm", "disk", "rss":
 		default:
 			return o, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
+	for _, g := range o.gcModes {
+		switch g {
+		case gcDefault, "off", "auto", "always", "aggressive":
+		default:
+			return o, fmt.Errorf("unknown --git-gc value %q (want %s, off, auto, always or aggressive)", g, gcDefault)
+		}
+	}
 	if len(o.gcModes) == 0 {
-		o.gcModes = []string{"off"}
+		o.gcModes = []string{gcDefault}
 	}
 	def := func(v *int, full, quick int) {
 		if *v == 0 {
@@ -171,6 +180,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	def(&o.floorCalls, 40, 15)
 	def(&o.stormReps, 3, 1)
 	def(&o.rssPolls, 10000, 1000)
+	def(&o.diskUpdates, 200, 50)
 	defd(&o.idleWindow, 10*time.Second, 3*time.Second)
 	defd(&o.stormDuration, 30*time.Second, 10*time.Second)
 	defd(&o.traceWindow, 10*time.Second, 5*time.Second)
@@ -231,6 +241,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = b.scenarioUpdate(ctx)
 		case "storm":
 			err = b.scenarioStorm(ctx)
+		case "disk":
+			err = b.scenarioDisk(ctx)
 		case "rss":
 			err = b.scenarioRSS(ctx)
 		}
@@ -486,8 +498,8 @@ func (b *bench) printHeader(w io.Writer) {
 	if b.opt.quick {
 		mode = "quick"
 	}
-	b.info["mode"] = fmt.Sprintf("%s: %d alternating reps per figure (medians), idle window %v at --period=%v, storm %d commits/s for %v ×%d, memory test %d polls at --period=%v",
-		mode, b.opt.reps, b.opt.idleWindow, b.opt.idlePeriod, b.opt.stormRate, b.opt.stormDuration, b.opt.stormReps, b.opt.rssPolls, b.opt.rssPeriod)
+	b.info["mode"] = fmt.Sprintf("%s: %d alternating reps per figure (medians), idle window %v at --period=%v, storm %d commits/s for %v ×%d, disk growth over %d updates, memory test %d polls at --period=%v",
+		mode, b.opt.reps, b.opt.idleWindow, b.opt.idlePeriod, b.opt.stormRate, b.opt.stormDuration, b.opt.stormReps, b.opt.diskUpdates, b.opt.rssPolls, b.opt.rssPeriod)
 	fmt.Fprintln(w, "# git-sync benchmark")
 	fmt.Fprintln(w)
 	for _, k := range []string{"date", "machine", "git", "go", "git-sync version", "source", "scratch", "command CPU", "daemon CPU", "process counting", "mode", "fixture small", "fixture medium"} {

@@ -27,6 +27,9 @@ type measurement struct {
 	Wall time.Duration
 	CPU  time.Duration
 	Self time.Duration // for a daemon: the daemon process alone
+	// Bytes is what the benchmark's HTTP server sent during the run (0
+	// over file://).
+	Bytes int64
 }
 
 // rusageCPU returns user+system time from a finished command's rusage,

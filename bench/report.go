@@ -101,6 +101,20 @@ func (b *bench) addRatio(scenario, repo, transport, metric, unit string, gs, fl 
 	return r
 }
 
+// addSlowest records a figure where every run counts: git-sync's slowest
+// sample against the floor's slowest, with git-sync's held to an absolute
+// ceiling.
+func (b *bench) addSlowest(scenario, repo, transport, metric, unit string, gs, fl []float64, maxAbs float64, note string) *row {
+	f := maxOf(fl)
+	r := &row{Scenario: scenario, Repo: repo, Transport: transport, Metric: metric, Unit: unit,
+		GitSync: maxOf(gs), Floor: &f, GSSamples: gs, FlSamples: fl, MaxAbs: maxAbs, Note: note}
+	r.evaluate()
+	b.results = append(b.results, r)
+	b.logf("  %s %s %s %s: git-sync %s, floor %s %s", scenario, repo, transport, metric,
+		formatValue(r.GitSync, unit), formatValue(f, unit), passMark(r))
+	return r
+}
+
 // addAbs records a figure that has no floor, held to an absolute ceiling
 // (maxAbs 0: reported only).
 func (b *bench) addAbs(scenario, repo, transport, metric, unit string, gs []float64, maxAbs float64, note string) *row {
@@ -136,6 +150,9 @@ func formatValue(v float64, unit string) string {
 	if math.IsNaN(v) {
 		return "–"
 	}
+	if math.IsInf(v, 1) {
+		return "∞"
+	}
 	switch unit {
 	case "ms":
 		if v >= 100 {
@@ -145,9 +162,19 @@ func formatValue(v float64, unit string) string {
 	case "s":
 		return fmt.Sprintf("%.2f s", v)
 	case "B":
+		switch {
+		case v >= 1<<20:
+			return fmt.Sprintf("%.2f MiB", v/(1<<20))
+		case v >= 10<<10:
+			return fmt.Sprintf("%.1f KiB", v/(1<<10))
+		}
 		return fmt.Sprintf("%.0f B", v)
 	case "MiB":
 		return fmt.Sprintf("%.2f MiB", v)
+	case "×":
+		return fmt.Sprintf("%.2f×", v)
+	case "/s":
+		return fmt.Sprintf("%.1f/s", v)
 	case "":
 		if v == math.Trunc(v) {
 			return fmt.Sprintf("%.0f", v)

@@ -7,6 +7,11 @@ package e2e
 // commits while several git-sync processes poll it must produce no sync
 // error at all, no torn or missing read through any link, and convergence
 // on the final head.
+//
+// This is a correctness test: it asserts no speed. How many commits
+// git-sync publishes under a storm and how soon it converges afterwards are
+// measured by the benchmark's commit-storm scenario (bench/), against the
+// raw-git floor, where timing belongs.
 
 import (
 	"errors"
@@ -29,12 +34,25 @@ const (
 	raceDuration = 20 * time.Second
 	// raceRate paces the committer: it commits whenever it is behind
 	// raceRate commits/s since the start (so a starved test process catches
-	// up in bursts); the test fails if fewer than raceMinRate are reached.
-	raceRate    = 30.0
-	raceMinRate = 20.0
-	// raceConverge bounds how long after the last push every process may
-	// take to publish the final head ("within a few periods").
-	raceConverge = 5 * time.Second
+	// up in bursts).
+	raceRate = 30.0
+	// raceMinCommits is how many commits the committer pushes at least,
+	// however long that takes: on a machine too loaded to reach raceRate
+	// the test runs longer instead of exercising the race less.
+	raceMinCommits = 200
+	// raceMinUpdates is how many distinct commits each reader must have
+	// seen published before the pushes stop: each update is one more
+	// chance for the v3 race (the branch moving between resolve and fetch)
+	// to show, and fewer would make a pass say little. The committer keeps
+	// going until every reader has seen that many, within
+	// racePushDeadline.
+	raceMinUpdates   = 10
+	racePushDeadline = 3 * time.Minute
+	// raceConvergeDeadline bounds the wait for every process to publish
+	// the final head after the last push. It is deliberately generous: it
+	// only tells "converges" from "never converges"; how fast is the
+	// benchmark's business.
+	raceConvergeDeadline = time.Minute
 )
 
 // raceFiles are the files every commit writes together, all holding the
@@ -50,27 +68,59 @@ func raceFiles() []string {
 
 // raceCommit commits sequence number seq into every race file, using the
 // fixture's fast path (objects written in-process, no git process) so the
-// committer keeps its rate even on a loaded 2-core machine.
-func raceCommit(up *gittest.Repo, seq int) error {
+// committer keeps its rate even on a loaded 2-core machine, and records
+// the commit's hash under seq.
+func raceCommit(up *gittest.Repo, seq int, hashes *raceHashes) error {
 	content := strconv.Itoa(seq) + "\n"
 	files := map[string]string{}
 	for _, n := range raceFiles() {
 		files[n] = content
 	}
-	_, err := up.TryCommitFast(files, "seq "+strconv.Itoa(seq))
+	hash, err := up.TryCommitFast(files, "seq "+strconv.Itoa(seq))
+	if err == nil {
+		hashes.set(seq, hash)
+	}
 	return err
+}
+
+// raceHashes maps sequence numbers to the commits that wrote them, shared
+// by the committer and the readers.
+type raceHashes struct {
+	mu sync.Mutex
+	m  map[int]string
+}
+
+func (h *raceHashes) set(seq int, hash string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[int]string{}
+	}
+	h.m[seq] = hash
+}
+
+// get returns the hash of seq, or "" when the committer has not recorded it
+// yet (a git-sync can publish a commit before TryCommitFast returns).
+func (h *raceHashes) get(seq int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m[seq]
 }
 
 // raceReader loops over one link until stop is closed: it resolves the link
 // once per round, then reads every file through the resolved path and
-// checks they all hold the same sequence number, and that the number never
-// goes backwards (upstream only moves forwards).
+// checks they all hold the same sequence number, that the commit the
+// link's name gives is the one that wrote that number (the tree is of
+// exactly the commit it claims), and that the number never goes backwards
+// (upstream only moves forwards).
 type raceReader struct {
 	name      string
 	link      string
+	hashes    *raceHashes
 	rounds    atomic.Int64
 	torn      atomic.Int64
 	missing   atomic.Int64
+	misnamed  atomic.Int64
 	backwards atomic.Int64
 	distinct  atomic.Int64 // distinct sequence numbers seen
 	mu        sync.Mutex
@@ -139,6 +189,9 @@ func (r *raceReader) run(stop <-chan struct{}, files []string) {
 			}
 		}
 		if seq >= 0 {
+			if want := r.hashes.get(seq); want != "" && filepath.Base(target) != want {
+				r.problem(&r.misnamed, "link names %s but its files are those of seq %d, commit %s", filepath.Base(target), seq, want)
+			}
 			if seq < last {
 				r.problem(&r.backwards, "link went back from seq %d to %d (%s)", last, seq, target)
 			}
@@ -155,7 +208,8 @@ func TestRacePushWhileSyncing(t *testing.T) {
 	// the crash test for the CPU.
 	up := gittest.NewRepo(t)
 	files := raceFiles()
-	if err := raceCommit(up, 0); err != nil {
+	hashes := &raceHashes{}
+	if err := raceCommit(up, 0, hashes); err != nil {
 		t.Fatal(err)
 	}
 	srv := gittest.HTTPServer(t, filepath.Dir(up.Dir()), gittest.HTTPOptions{})
@@ -183,7 +237,7 @@ func TestRacePushWhileSyncing(t *testing.T) {
 		r := &runner{name: u.name, root: root, link: filepath.Join(root, "link")}
 		r.proc = startWith(t, runOpts{Name: "git-sync " + u.name},
 			concat([]string{"--repo=" + u.url, "--root=" + root}, common)...)
-		r.rd = &raceReader{name: u.name, link: r.link}
+		r.rd = &raceReader{name: u.name, link: r.link, hashes: hashes}
 		runners = append(runners, r)
 	}
 
@@ -211,15 +265,26 @@ func TestRacePushWhileSyncing(t *testing.T) {
 	}
 
 	// The committer: one commit of every file at a time, at raceRate on
-	// average, for raceDuration.
+	// average, for raceDuration, and on until at least raceMinCommits are
+	// pushed and every reader has seen raceMinUpdates of them published
+	// (or racePushDeadline has passed; the checks below then fail). The
+	// sleep only paces it; nothing waits on it for synchronisation.
+	exercised := func() bool {
+		for _, r := range runners {
+			if r.rd.distinct.Load() < raceMinUpdates {
+				return false
+			}
+		}
+		return true
+	}
 	began := time.Now()
 	commits := 0
-	for time.Since(began) < raceDuration {
+	for time.Since(began) < raceDuration || commits < raceMinCommits || !exercised() && time.Since(began) < racePushDeadline {
 		if due := int(time.Since(began).Seconds() * raceRate); commits >= due {
 			time.Sleep(2 * time.Millisecond)
 			continue
 		}
-		if err := raceCommit(up, commits+1); err != nil {
+		if err := raceCommit(up, commits+1, hashes); err != nil {
 			t.Fatalf("committing upstream: %v", err)
 		}
 		commits++
@@ -230,21 +295,20 @@ func TestRacePushWhileSyncing(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(began)
-	rate := float64(commits) / elapsed.Seconds()
 	final := up.Head("HEAD")
-	t.Logf("pushed %d commits in %v (%.1f/s); final head %s", commits, elapsed.Round(time.Millisecond), rate, final)
-	if rate < raceMinRate {
-		t.Errorf("only %.1f commits/s reached, the test needs >= %.0f/s to mean anything", rate, raceMinRate)
-	}
+	t.Logf("pushed %d commits in %v (%.1f/s); final head %s", commits, elapsed.Round(time.Millisecond), float64(commits)/elapsed.Seconds(), final)
 
-	// Convergence on the final head within a few periods.
+	// Every process converges on the final head (how soon is not asserted).
 	pushed := time.Now()
 	for _, r := range runners {
-		waitForLink(t, r.proc, r.link, final)
+		waitFor(t, raceConvergeDeadline, func() bool {
+			if !r.proc.Running() {
+				t.Fatalf("%s exited (code %d) before converging:\n%s", r.name, r.proc.ExitCode(), tail(r.proc.Logs(), 40))
+			}
+			return tryLinkHash(r.link) == final
+		}, "%s to publish the final head %s (it publishes %q)", r.name, final, tryLinkHash(r.link))
 	}
-	if d := time.Since(pushed); d > raceConverge {
-		t.Errorf("converging on the final head took %v after the pushes stopped, want <= %v", d, raceConverge)
-	}
+	t.Logf("all converged %v after the last push", time.Since(pushed).Round(time.Millisecond))
 	// Let the readers see the final state, then stop them.
 	for _, r := range runners {
 		n := r.rd.rounds.Load()
@@ -255,17 +319,17 @@ func TestRacePushWhileSyncing(t *testing.T) {
 
 	for _, r := range runners {
 		rd := r.rd
-		t.Logf("%s: %d reads, %d distinct commits seen, %d torn, %d missing, %d backwards",
-			r.name, rd.rounds.Load(), rd.distinct.Load(), rd.torn.Load(), rd.missing.Load(), rd.backwards.Load())
+		t.Logf("%s: %d reads, %d distinct commits seen, %d torn, %d misnamed, %d missing, %d backwards",
+			r.name, rd.rounds.Load(), rd.distinct.Load(), rd.torn.Load(), rd.misnamed.Load(), rd.missing.Load(), rd.backwards.Load())
 		for _, s := range rd.samples {
 			t.Errorf("%s", s)
 		}
 		if rd.rounds.Load() < 100 {
 			t.Errorf("%s: only %d reads; the reader did not exercise the link", r.name, rd.rounds.Load())
 		}
-		if rd.distinct.Load() < 10 {
-			t.Errorf("%s: only %d distinct commits published during %d pushes; the test did not exercise updates",
-				r.name, rd.distinct.Load(), commits)
+		if rd.distinct.Load() < raceMinUpdates {
+			t.Errorf("%s: only %d distinct commits published during %d pushes in %v; the test did not exercise updates",
+				r.name, rd.distinct.Load(), commits, elapsed.Round(time.Second))
 		}
 		if !r.proc.Running() {
 			t.Errorf("%s exited (code %d)", r.name, r.proc.ExitCode())
