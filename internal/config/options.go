@@ -194,7 +194,7 @@ func (p *parser) options() []*option {
 			name: "link", arg: "PATH", value: stringValue{&c.Link}, def: "the last element of --repo", topic: topicFiles,
 			usage: "The symlink through which consumers read the published tree; relative paths are under --root.",
 			more: "Its target is relative (the volume may be mounted elsewhere) and ends in the full commit hash. Missing parent " +
-				"directories are created. It must not be empty, \".\", or inside a reserved name.",
+				"directories are created. An empty value means the default. It must not be \".\" or inside a reserved name.",
 		},
 		{
 			name: "touch-file", arg: "PATH", value: stringValue{&c.TouchFile}, topic: topicFiles,

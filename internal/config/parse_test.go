@@ -578,6 +578,33 @@ func TestDeprecatedFlags(t *testing.T) {
 	}
 }
 
+// TestEmptyLinkMeansDefault checks that an explicitly empty --link (or
+// $GITSYNC_LINK, or the deprecated spellings) asks for the default, the
+// last element of --repo, as upstream does: charts template "--link={{
+// .Values.link }}" and leave the value empty.
+func TestEmptyLinkMeansDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args, env []string
+	}{
+		{[]string{"--link="}, nil},
+		{[]string{"--link", ""}, nil},
+		{nil, []string{"GITSYNC_LINK="}},
+		{nil, []string{"GIT_SYNC_LINK="}},
+		{[]string{"--link="}, []string{"GITSYNC_LINK=current"}},
+		{[]string{"--dest="}, nil},
+	} {
+		t.Run(strings.Join(append(tc.args, tc.env...), " "), func(t *testing.T) {
+			r, err := Parse(append(baseArgs(t), tc.args...), tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Config.Link != "repo.git" {
+				t.Errorf("Link = %q, want the default %q", r.Config.Link, "repo.git")
+			}
+		})
+	}
+}
+
 func TestActions(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -720,7 +747,6 @@ func TestValidationMessages(t *testing.T) {
 		{[]string{"--link=x/../.git-sync.lock"}, nil, `--link must not be inside ".git-sync.lock", which git-sync reserves in --root`},
 		{[]string{"--link=/tmp/root/.worktrees"}, nil, `--link must not be inside ".worktrees", which git-sync reserves in --root`},
 		{[]string{"--link=/tmp/root"}, nil, "--link must not be --root itself"},
-		{[]string{"--link="}, nil, "--link must not be empty"},
 		{[]string{"--link=."}, nil, `--link must name a path for the symlink, not "."`},
 		{[]string{"--link=a/.."}, nil, `--link must name a path for the symlink, not "a/.."`},
 		{[]string{"--link=.."}, nil, `--link must name a path for the symlink, not ".."`},

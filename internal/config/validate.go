@@ -63,7 +63,9 @@ func (p *parser) validate() {
 	}
 	p.validateAuth() // before the link is derived: it strips credentials from Repo
 
-	if p.byName["link"].src == fromDefault && c.Repo != "" {
+	// An empty --link, however it was given, means the default: upstream
+	// treats it so, and charts pass "--link=" when no link is configured.
+	if c.Link == "" && c.Repo != "" {
 		c.Link = repoLeaf(c.Repo)
 		p.byName["link"].from = "--repo"
 	}
@@ -242,6 +244,7 @@ func (p *parser) validateRootPaths() {
 	case c.Link == "" && c.Repo == "":
 		// Nothing to derive it from; the missing --repo is reported.
 	case c.Link == "":
+		// --repo has no last element to derive it from (e.g. "/").
 		p.fail("%s must not be empty", p.nameOf("link"))
 	case base == "." || base == ".." || base == "/":
 		p.fail("%s must name a path for the symlink, not %q", p.nameOf("link"), c.Link)
