@@ -2,13 +2,17 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gitsync/internal/config"
 )
 
 // call is one attempt seen by funcHook.
@@ -305,4 +309,51 @@ func onceBlocked() bool {
 		}
 	}
 	return false
+}
+
+// TestLogRecordsUseErrorKey checks that every record about a failed
+// attempt carries the error under the one key "error" that the rest of
+// git-sync uses (log queries and the error file look for it).
+func TestLogRecordsUseErrorKey(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.Level(-10)}))
+
+	failing := &funcHook{fn: func(context.Context, string) error { return errHook }}
+	r := NewRunner(failing, time.Millisecond, log, nil)
+	_ = r.Once(context.Background(), hashA)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := &funcHook{fn: func(ctx context.Context, _ string) error { return ctx.Err() }}
+	_ = NewRunner(stopped, time.Millisecond, log, nil).Once(ctx, hashA)
+
+	// A fire-and-forget webhook whose receiver never answers.
+	rc := &receiver{hang: true}
+	wh := NewWebhook(config.WebhookConfig{URL: newReceiver(t, rc), Method: "POST", Timeout: 200 * time.Millisecond}, log)
+	if err := wh.Do(context.Background(), hashA); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]bool{"hook failed": false, "hook stopped": false, "webhook sent, no answer": false}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		msg, _ := rec["msg"].(string)
+		if _, ok := want[msg]; !ok {
+			continue
+		}
+		want[msg] = true
+		if s, _ := rec["error"].(string); s == "" {
+			t.Errorf("record %q has no \"error\": %s", msg, line)
+		}
+		if _, ok := rec["err"]; ok {
+			t.Errorf("record %q uses the key \"err\": %s", msg, line)
+		}
+	}
+	for msg, seen := range want {
+		if !seen {
+			t.Errorf("no %q record in:\n%s", msg, buf.String())
+		}
+	}
 }
