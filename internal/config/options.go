@@ -249,7 +249,9 @@ func (p *parser) options() []*option {
 		{
 			name: "sync-on-signal", arg: "SIGNAL", value: stringValue{&p.syncOnSignal}, topic: topicLoop,
 			usage: "A signal that starts a sync at once, by name (SIGHUP or HUP) or number (1).",
-			more:  "A signal that arrives during a sync starts another one right after it.",
+			more: "A signal that arrives during a sync starts another one right after it. SIGTERM and SIGINT (they stop " +
+				"git-sync), SIGCHLD (every git command sends one), SIGURG (the Go runtime uses it) and the uncatchable " +
+				"SIGKILL and SIGSTOP are refused.",
 		},
 
 		// Git.
