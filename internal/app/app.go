@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -164,12 +165,18 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		ef.SetPath(underRoot(root, cfg.ErrorFile))
 	}
 
-	var loop *syncloop.Loop
+	// The endpoint answers before the loop exists (503 until the first
+	// sync), so the loop reaches the readiness handler through an atomic
+	// pointer, set once the loop is built.
+	var readyLoop atomic.Pointer[syncloop.Loop]
 	var srv *server.Server
 	if cfg.HTTPBind != "" {
 		opts := server.Options{
 			Bind: cfg.HTTPBind, Pprof: cfg.HTTPPprof, Log: log,
-			Ready: func() bool { return loop != nil && loop.Ready() },
+			Ready: func() bool {
+				l := readyLoop.Load()
+				return l != nil && l.Ready()
+			},
 		}
 		if cfg.HTTPMetrics {
 			opts.Metrics = m
@@ -241,7 +248,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		post = append(post, startHook(hook.NewWebhook(cfg.Webhook, log), cfg.Webhook.Backoff))
 	}
 
-	loop = syncloop.New(syncloop.Options{
+	loop := syncloop.New(syncloop.Options{
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
 		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
 		// --error-file is written by the logger (package errorfile), not
@@ -249,6 +256,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		TouchFile: underRoot(root, cfg.TouchFile),
 		FileMode:  r.FileMode(), Log: log,
 	}, r, creds, clearErrorFile{m, ef, log}, pre, post)
+	readyLoop.Store(loop)
 
 	if cfg.OneTime {
 		if err := loop.RunOnce(ctx); err != nil {

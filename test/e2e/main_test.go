@@ -158,6 +158,17 @@ type runOpts struct {
 	Timeout time.Duration
 	// Name labels a Proc in failure output (default "git-sync").
 	Name string
+	// Bin is the binary to run instead of the one TestMain built (e.g. a
+	// build with the race detector).
+	Bin string
+}
+
+// bin returns the binary o asks for.
+func (o runOpts) bin() string {
+	if o.Bin != "" {
+		return o.Bin
+	}
+	return gitSyncBin
 }
 
 // result is the outcome of a run to completion.
@@ -188,7 +199,7 @@ func runWith(t testing.TB, o runOpts, args ...string) result {
 	if timeout == 0 {
 		timeout = runDeadline
 	}
-	cmd := exec.Command(gitSyncBin, args...)
+	cmd := exec.Command(o.bin(), args...)
 	cmd.Env = append(childEnv(t), o.Env...)
 	cmd.Dir = o.Dir
 	var stdout, stderr bytes.Buffer
@@ -278,7 +289,7 @@ func startWith(t testing.TB, o runOpts, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(gitSyncBin, args...)
+	p.cmd = exec.Command(o.bin(), args...)
 	p.cmd.Env = append(childEnv(t), o.Env...)
 	p.cmd.Dir = o.Dir
 	p.cmd.Stderr = logf
