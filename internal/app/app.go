@@ -77,9 +77,18 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, res.Config, env, log, ef); err != nil {
+	stopping := watchStop(log)
+	defer stopping.stop()
+	done := make(chan error, 1)
+	go func() { done <- run(stopping.ctx, res.Config, env, log, ef) }()
+	select {
+	case err = <-done:
+	case sig := <-stopping.forced:
+		// run is left where it is: the process ends when Main returns.
+		log.Warn("second stop signal: exiting without finishing the cleanup", "signal", sig.String())
+		return forcedExitStatus(sig)
+	}
+	if err != nil {
 		var logged loggedError
 		if !errors.As(err, &logged) {
 			log.Error("git-sync failed", "error", err)
