@@ -230,8 +230,9 @@ exit 0
 		return len(runs) > 0 && runs[len(runs)-1] == last
 	}, "the hook to run for the last commit")
 
-	// Once the last orphans are done, PID 1 has no child but the syncing
-	// git-sync, and nothing under it is a zombie.
+	// Once the last orphans are done (each reports its parent just before
+	// it exits), PID 1 has no child but the syncing git-sync, and nothing
+	// under it is a zombie.
 	syncer := p.syncer()
 	if syncer == 0 {
 		t.Fatalf("PID 1 has no git-sync child: %s", describe(childrenOf(p.InitPid)))
@@ -245,7 +246,8 @@ exit 0
 			}
 		}
 		zombies = zombiesUnder(p.InitPid)
-		return len(extra) == 0 && len(zombies) == 0
+		reported := len(readLines(filepath.Join(state, "orphan-ppids"))) >= len(readLines(filepath.Join(state, "runs")))
+		return reported && len(extra) == 0 && len(zombies) == 0
 	})
 	if !ok {
 		t.Errorf("10s after the last hook run, PID 1 still has orphans [%s] and zombies under it [%s]", describe(extra), describe(zombies))
