@@ -17,11 +17,13 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"gitsync/internal/auth"
 	"gitsync/internal/config"
+	"gitsync/internal/errorfile"
 	"gitsync/internal/hook"
 	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
@@ -70,17 +72,56 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// cost (issue 6: 0.67 vs 0.65 ms per idle poll).
 		debug.SetGCPercent(25)
 	}
-	log := newLogger(stderr, res.Config.Verbosity)
+	ef := errorFileFor(res.Config)
+	log := newLogger(stderr, res.Config.Verbosity, ef)
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := run(ctx, res.Config, env, log); err != nil {
-		log.Error("git-sync failed", "error", err.Error())
+	stopping := watchStop(log)
+	defer stopping.stop()
+	done := make(chan error, 1)
+	go func() { done <- run(stopping.ctx, res.Config, env, log, ef) }()
+	select {
+	case err = <-done:
+	case sig := <-stopping.forced:
+		// run is left where it is: the process ends when Main returns.
+		log.Warn("second stop signal: exiting without finishing the cleanup", "signal", sig.String())
+		return forcedExitStatus(sig)
+	}
+	if err != nil {
+		var logged loggedError
+		if !errors.As(err, &logged) {
+			log.Error("git-sync failed", "error", err)
+		}
 		return exitFailure
 	}
 	return exitOK
+}
+
+// loggedError marks an error that was logged where it happened (the sync
+// loop logs each failure, and "too many failures" last): Main maps it to the
+// exit status without logging it again, so the last record, and the error
+// file, keep the precise message.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+// errorFileFor returns the --error-file of cfg, nil if unset. Its path is
+// resolved against --root lexically; run moves it under the canonical root
+// once that exists, so that errors before that point are reported too.
+func errorFileFor(cfg config.Config) *errorfile.File {
+	if cfg.ErrorFile == "" {
+		return nil
+	}
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		root = cfg.Root
+	}
+	mode := os.FileMode(0o644)
+	if cfg.GroupWrite {
+		mode = 0o664
+	}
+	return errorfile.New(underRoot(root, cfg.ErrorFile), mode)
 }
 
 func hasEnv(env []string, name string) bool {
@@ -90,10 +131,6 @@ func hasEnv(env []string, name string) bool {
 		}
 	}
 	return false
-}
-
-func newLogger(w io.Writer, verbosity int) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
 }
 
 func version() string {
@@ -112,7 +149,7 @@ func version() string {
 }
 
 // run does the work of one process lifetime.
-func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger) error {
+func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger, ef *errorfile.File) error {
 	env = childEnv(env)
 	if cfg.AddUser {
 		if err := addUser("/etc/passwd"); err != nil {
@@ -139,13 +176,22 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 			return fmt.Errorf("resolve --root %q: %w", cfg.Root, err)
 		}
 	}
+	if cfg.ErrorFile != "" {
+		ef.SetPath(underRoot(root, cfg.ErrorFile))
+	}
 
-	var loop *syncloop.Loop
+	// The endpoint answers before the loop exists (503 until the first
+	// sync), so the loop reaches the readiness handler through an atomic
+	// pointer, set once the loop is built.
+	var readyLoop atomic.Pointer[syncloop.Loop]
 	var srv *server.Server
 	if cfg.HTTPBind != "" {
 		opts := server.Options{
 			Bind: cfg.HTTPBind, Pprof: cfg.HTTPPprof, Log: log,
-			Ready: func() bool { return loop != nil && loop.Ready() },
+			Ready: func() bool {
+				l := readyLoop.Load()
+				return l != nil && l.Ready()
+			},
 		}
 		if cfg.HTTPMetrics {
 			opts.Metrics = m
@@ -156,7 +202,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 		}
 		go func() {
 			if err := srv.Serve(); err != nil {
-				log.Error("HTTP server stopped", "error", err.Error())
+				log.Error("HTTP server stopped", "error", err)
 			}
 		}()
 		defer func() {
@@ -217,15 +263,21 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 		post = append(post, startHook(hook.NewWebhook(cfg.Webhook, log), cfg.Webhook.Backoff))
 	}
 
-	loop = syncloop.New(syncloop.Options{
+	loop := syncloop.New(syncloop.Options{
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
 		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
-		TouchFile: underRoot(root, cfg.TouchFile), ErrorFile: underRoot(root, cfg.ErrorFile),
-		FileMode: r.FileMode(), Log: log,
-	}, r, creds, m, pre, post)
+		// --error-file is written by the logger (package errorfile), not
+		// by the loop, and removed after a success by clearErrorFile.
+		TouchFile: underRoot(root, cfg.TouchFile),
+		FileMode:  r.FileMode(), Log: log,
+	}, r, creds, clearErrorFile{m, ef, log}, pre, post)
+	readyLoop.Store(loop)
 
 	if cfg.OneTime {
-		return loop.RunOnce(ctx)
+		if err := loop.RunOnce(ctx); err != nil {
+			return loggedError{err}
+		}
+		return nil
 	}
 	if cfg.SyncOnSignal != 0 {
 		sigs := make(chan os.Signal, 1)
@@ -246,7 +298,32 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger)
 	if ctx.Err() != nil {
 		log.Info("shutting down on signal")
 	}
-	return err
+	if err != nil {
+		return loggedError{err}
+	}
+	return nil
+}
+
+// clearErrorFile is the sync loop's metrics sink that also removes the
+// error file after each successful sync (one that fetched: a new hash, a
+// rebuilt worktree, or the first sync of the run), as upstream does. The
+// loop reports a success before it logs a pre-publish hook's failure, so
+// such a failure is still the file's last word. It stands in until the loop
+// calls errorfile.File.Remove itself.
+type clearErrorFile struct {
+	*metrics.Metrics
+	ef  *errorfile.File
+	log *slog.Logger
+}
+
+func (c clearErrorFile) ObserveSync(status string, d time.Duration) {
+	c.Metrics.ObserveSync(status, d)
+	if status != metrics.StatusSuccess {
+		return
+	}
+	if err := c.ef.Remove(); err != nil {
+		c.log.Error("could not remove --error-file", "path", c.ef.Path(), "error", err)
+	}
 }
 
 // underRoot resolves a --touch-file or --error-file path: relative paths

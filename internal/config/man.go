@@ -184,7 +184,9 @@ Each attempt is limited by --sync-timeout. Failed attempts are retried after
 --init-period (before the first success) or --period; too many in a row
 (--init-max-failures, --max-failures) make git-sync exit with status 1.
 --sync-on-signal names a signal that starts a sync at once. SIGTERM and
-SIGINT stop git-sync promptly, leaving the published link in place.
+SIGINT stop git-sync promptly, leaving the published link in place; a
+second one while it stops makes it exit at once, without finishing the
+cleanup.
 
 The first attempt of each run always fetches and counts as a sync, even when
 the root already holds the right commit: it confirms that commit, runs the
@@ -346,20 +348,30 @@ Metrics:
                                           GitHub App token renewals
   git_sync_hook_run_count_total{name,status}
                                           hook runs by hook and outcome
+
+and the standard go_* and process_* series of Prometheus' Go client
+(process_open_fds, process_max_fds, process_resident_memory_bytes,
+go_goroutines, go_memstats_*, go_gc_duration_seconds, ...).
 `},
 	{"LOGGING", `
-git-sync logs JSON objects, one per line, on standard error. -v sets how
-much: 0 logs updates and errors, 1 details of updates, 2 the sync loop, 3
-and 4 more of it, 5 every git command, 6 their output too, 9 everything.
+git-sync logs JSON objects, one per line, on standard error, each with
+"time", "level" (INFO, WARN or ERROR), "v" (the verbosity of the record, a
+number), "msg" and key/value pairs; an error is under the key "error". -v
+sets how much: 0 logs updates and errors, 1 details of updates, 2 the sync
+loop, 3 and 4 more of it, 5 every git command, 6 their output too, 9
+everything.
 Passwords, tokens, keys and credentials in URLs are never logged, at any
-level. With --error-file the last error is also kept in a file, as a JSON
-object.
+level. With --error-file the last error logged is also kept in a file, as a
+JSON object.
 `},
 	{"EXIT STATUS", `
 0   --help, --man or --version; --one-time when the sync and the hooks it
     fired succeeded; a clean stop after SIGTERM or SIGINT.
 1   an invalid configuration (the reason is printed), too many failed syncs
     in a row, or a failed --one-time sync or hook.
+128+N
+    a second stop signal N while stopping: 143 after SIGTERM, 130 after
+    SIGINT.
 `},
 	{"EXAMPLES", `
 Sync a branch every 30 seconds into /git/dags (readers use /git/dags/repo):

@@ -194,7 +194,7 @@ func (p *parser) options() []*option {
 			name: "link", arg: "PATH", value: stringValue{&c.Link}, def: "the last element of --repo", topic: topicFiles,
 			usage: "The symlink through which consumers read the published tree; relative paths are under --root.",
 			more: "Its target is relative (the volume may be mounted elsewhere) and ends in the full commit hash. Missing parent " +
-				"directories are created. It must not be empty, \".\", or inside a reserved name.",
+				"directories are created. An empty value means the default. It must not be \".\" or inside a reserved name.",
 		},
 		{
 			name: "touch-file", arg: "PATH", value: stringValue{&c.TouchFile}, topic: topicFiles,
@@ -249,7 +249,9 @@ func (p *parser) options() []*option {
 		{
 			name: "sync-on-signal", arg: "SIGNAL", value: stringValue{&p.syncOnSignal}, topic: topicLoop,
 			usage: "A signal that starts a sync at once, by name (SIGHUP or HUP) or number (1).",
-			more:  "A signal that arrives during a sync starts another one right after it.",
+			more: "A signal that arrives during a sync starts another one right after it. SIGTERM and SIGINT (they stop " +
+				"git-sync), SIGCHLD (every git command sends one), SIGURG (the Go runtime uses it) and the uncatchable " +
+				"SIGKILL and SIGSTOP are refused.",
 		},
 
 		// Git.

@@ -578,6 +578,33 @@ func TestDeprecatedFlags(t *testing.T) {
 	}
 }
 
+// TestEmptyLinkMeansDefault checks that an explicitly empty --link (or
+// $GITSYNC_LINK, or the deprecated spellings) asks for the default, the
+// last element of --repo, as upstream does: charts template "--link={{
+// .Values.link }}" and leave the value empty.
+func TestEmptyLinkMeansDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args, env []string
+	}{
+		{[]string{"--link="}, nil},
+		{[]string{"--link", ""}, nil},
+		{nil, []string{"GITSYNC_LINK="}},
+		{nil, []string{"GIT_SYNC_LINK="}},
+		{[]string{"--link="}, []string{"GITSYNC_LINK=current"}},
+		{[]string{"--dest="}, nil},
+	} {
+		t.Run(strings.Join(append(tc.args, tc.env...), " "), func(t *testing.T) {
+			r, err := Parse(append(baseArgs(t), tc.args...), tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Config.Link != "repo.git" {
+				t.Errorf("Link = %q, want the default %q", r.Config.Link, "repo.git")
+			}
+		})
+	}
+}
+
 func TestActions(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -707,7 +734,17 @@ func TestValidationMessages(t *testing.T) {
 		{[]string{"--git=no-such-git-program"}, nil, `--git "no-such-git-program" not found: executable file not found in $PATH`},
 		{[]string{"--sync-on-signal=SIGFOO"}, nil, `--sync-on-signal: unknown signal "SIGFOO" (use a name like SIGHUP or HUP, or a number like 1)`},
 		{[]string{"--sync-on-signal=0"}, nil, "--sync-on-signal: signal number 0 is out of range (1-64)"},
-		{[]string{"--sync-on-signal=KILL"}, nil, "--sync-on-signal: SIGKILL and SIGSTOP cannot be caught"},
+		{[]string{"--sync-on-signal=KILL"}, nil, "--sync-on-signal: SIGKILL (signal 9) cannot trigger syncs: it cannot be caught"},
+		{[]string{"--sync-on-signal=19"}, nil, "--sync-on-signal: SIGSTOP (signal 19) cannot trigger syncs: it cannot be caught"},
+		{[]string{"--sync-on-signal=SIGTERM"}, nil, "--sync-on-signal: SIGTERM (signal 15) cannot trigger syncs: it stops git-sync"},
+		{[]string{"--sync-on-signal=15"}, nil, "--sync-on-signal: SIGTERM (signal 15) cannot trigger syncs: it stops git-sync"},
+		{[]string{"--sync-on-signal=int"}, nil, "--sync-on-signal: SIGINT (signal 2) cannot trigger syncs: it stops git-sync"},
+		{[]string{"--sync-on-signal=2"}, nil, "--sync-on-signal: SIGINT (signal 2) cannot trigger syncs: it stops git-sync"},
+		{[]string{"--sync-on-signal=SIGCHLD"}, nil, "--sync-on-signal: SIGCHLD (signal 17) cannot trigger syncs: git-sync receives one whenever a child process (every git command) exits"},
+		{[]string{"--sync-on-signal=17"}, nil, "--sync-on-signal: SIGCHLD (signal 17) cannot trigger syncs: git-sync receives one whenever a child process (every git command) exits"},
+		{[]string{"--sync-on-signal=URG"}, nil, "--sync-on-signal: SIGURG (signal 23) cannot trigger syncs: the Go runtime sends it to itself to preempt goroutines"},
+		{[]string{"--sync-on-signal=23"}, nil, "--sync-on-signal: SIGURG (signal 23) cannot trigger syncs: the Go runtime sends it to itself to preempt goroutines"},
+		{nil, []string{"GITSYNC_SYNC_ON_SIGNAL=SIGCHLD"}, "--sync-on-signal (from $GITSYNC_SYNC_ON_SIGNAL): SIGCHLD (signal 17) cannot trigger syncs: git-sync receives one whenever a child process (every git command) exits"},
 		{[]string{"--branch=a", "--rev=b"}, nil, "--branch and --rev cannot both be set unless the revision is HEAD; use --ref"},
 		{nil, []string{"GIT_SYNC_BRANCH=a", "GIT_SYNC_REV=b"}, "$GIT_SYNC_BRANCH and $GIT_SYNC_REV cannot both be set unless the revision is HEAD; use --ref"},
 		{[]string{"--change-permissions=0775"}, nil, "--change-permissions is no longer supported, use --group-write (or $GITSYNC_GROUP_WRITE) instead"},
@@ -720,7 +757,6 @@ func TestValidationMessages(t *testing.T) {
 		{[]string{"--link=x/../.git-sync.lock"}, nil, `--link must not be inside ".git-sync.lock", which git-sync reserves in --root`},
 		{[]string{"--link=/tmp/root/.worktrees"}, nil, `--link must not be inside ".worktrees", which git-sync reserves in --root`},
 		{[]string{"--link=/tmp/root"}, nil, "--link must not be --root itself"},
-		{[]string{"--link="}, nil, "--link must not be empty"},
 		{[]string{"--link=."}, nil, `--link must name a path for the symlink, not "."`},
 		{[]string{"--link=a/.."}, nil, `--link must name a path for the symlink, not "a/.."`},
 		{[]string{"--link=.."}, nil, `--link must name a path for the symlink, not ".."`},

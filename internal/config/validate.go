@@ -63,7 +63,9 @@ func (p *parser) validate() {
 	}
 	p.validateAuth() // before the link is derived: it strips credentials from Repo
 
-	if p.byName["link"].src == fromDefault && c.Repo != "" {
+	// An empty --link, however it was given, means the default: upstream
+	// treats it so, and charts pass "--link=" when no link is configured.
+	if c.Link == "" && c.Repo != "" {
 		c.Link = repoLeaf(c.Repo)
 		p.byName["link"].from = "--repo"
 	}
@@ -242,6 +244,7 @@ func (p *parser) validateRootPaths() {
 	case c.Link == "" && c.Repo == "":
 		// Nothing to derive it from; the missing --repo is reported.
 	case c.Link == "":
+		// --repo has no last element to derive it from (e.g. "/").
 		p.fail("%s must not be empty", p.nameOf("link"))
 	case base == "." || base == ".." || base == "/":
 		p.fail("%s must name a path for the symlink, not %q", p.nameOf("link"), c.Link)
@@ -389,8 +392,35 @@ func parseSignal(s string) (syscall.Signal, error) {
 			return 0, fmt.Errorf("unknown signal %q (use a name like SIGHUP or HUP, or a number like 1)", s)
 		}
 	}
-	if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
-		return 0, errors.New("SIGKILL and SIGSTOP cannot be caught")
+	if why, bad := unusableSignals[sig]; bad {
+		return 0, fmt.Errorf("%s (signal %d) cannot trigger syncs: %s", signalName(sig), int(sig), why)
 	}
 	return sig, nil
+}
+
+// unusableSignals are the signals --sync-on-signal rejects, with the
+// reason. They are refused at startup because each would fail silently or
+// constantly at run time.
+var unusableSignals = map[syscall.Signal]string{
+	syscall.SIGKILL: "it cannot be caught",
+	syscall.SIGSTOP: "it cannot be caught",
+	syscall.SIGTERM: "it stops git-sync",
+	syscall.SIGINT:  "it stops git-sync",
+	// Every git command git-sync runs sends it one on exit: each sync would
+	// trigger the next, forever.
+	syscall.SIGCHLD: "git-sync receives one whenever a child process (every git command) exits",
+	// The Go runtime signals its own threads with SIGURG to preempt
+	// goroutines, many times a second under load.
+	syscall.SIGURG: "the Go runtime sends it to itself to preempt goroutines",
+}
+
+// signalName returns the SIG-prefixed name of sig, or "signal N" for a
+// signal with no name in signalsByName.
+func signalName(sig syscall.Signal) string {
+	for name, s := range signalsByName {
+		if s == sig {
+			return "SIG" + name
+		}
+	}
+	return fmt.Sprintf("signal %d", int(sig))
 }

@@ -1,7 +1,6 @@
 package hook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +34,9 @@ type execHook struct {
 // which is killed, grandchildren included, when cfg.Timeout passes (0 = no
 // timeout of its own) or the attempt's context ends, and again when the
 // program exits, so background children cannot outlive an attempt. Its
-// stdout and stderr are logged at verbosity 6 (slog level -6); a failure's
-// error includes stderr. name labels logs and metrics, e.g. "exechook".
+// stdout and stderr are read to the end but only their last maxOutput bytes
+// each are kept: logged at verbosity 6 (slog level -6), and the end of
+// stderr in a failure's error. name labels logs and metrics, e.g. "exechook".
 func NewExec(name string, cfg config.HookConfig, dir func(hash string) string, env []string, log *slog.Logger) Hook {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -57,9 +57,9 @@ func (h *execHook) Do(ctx context.Context, hash string) error {
 	cmd := exec.CommandContext(ctx, h.cfg.Command)
 	cmd.Dir = h.dir(hash)
 	cmd.Env = append(h.env, "GITSYNC_HASH="+hash)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	stdout, stderr := newTailWriter(maxOutput), newTailWriter(maxOutput)
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
 	procgroup.Prepare(cmd)
 
 	h.log.Log(ctx, slog.Level(-5), "running hook", "hook", h.name, "command", h.cfg.Command, "dir", cmd.Dir, "hash", hash)

@@ -2,11 +2,13 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,5 +303,94 @@ func TestRunCancelKillsRunningHook(t *testing.T) {
 	}
 	for _, pid := range []int{child, grandchild} {
 		waitFor(t, "hook processes to be killed", func() bool { return processGone(pid) })
+	}
+}
+
+// TestExecOutputIsBounded runs a hook that writes 64 MiB to each of stdout
+// and stderr without pause and checks that git-sync reads it all (the hook
+// is not blocked on a full pipe) but keeps only a bounded tail: memory
+// allocated during the attempt stays far below what was written, the
+// logged output is capped, and the error still ends with the hook's last
+// words.
+func TestExecOutputIsBounded(t *testing.T) {
+	tmp := t.TempDir()
+	script := writeScript(t, tmp, "hook.sh", `
+head -c 67108864 /dev/zero
+head -c 67108864 /dev/zero >&2
+echo "it's the end" >&2
+exit 1
+`)
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.Level(-6)}))
+	h := NewExec("exechook", config.HookConfig{Command: script, Timeout: time.Minute}, worktrees(t, hashA), baseEnv(), log)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := h.Do(context.Background(), hashA)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("the hook exits 1, Do returned nil")
+	}
+	const written = 128 << 20
+	t.Logf("allocated %d KiB during an attempt that wrote %d MiB", (after.TotalAlloc-before.TotalAlloc)>>10, written>>20)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("the attempt allocated %d MiB for a hook that wrote %d MiB; its output must not be kept whole",
+			alloc>>20, written>>20)
+	}
+	if !strings.HasSuffix(err.Error(), "it's the end") || len(err.Error()) > maxErrStderr+1024 {
+		t.Errorf("error (%d bytes) does not end with the hook's last words: ...%s", len(err.Error()), tailOf(err.Error(), 100))
+	}
+	var rec struct{ Msg, Stdout, Stderr string }
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"hook output"`) {
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, out := range map[string]string{"stdout": rec.Stdout, "stderr": rec.Stderr} {
+		if len(out) < maxOutput || len(out) > maxOutput+64 {
+			t.Errorf("the verbose log holds %d bytes of the hook's %s, want its last %d and a note", len(out), name, maxOutput)
+		}
+		if !strings.Contains(out, "earlier bytes not kept") {
+			t.Errorf("the logged %s does not say that output was dropped", name)
+		}
+	}
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestTailWriter(t *testing.T) {
+	w := newTailWriter(8)
+	if got := w.String(); got != "" {
+		t.Errorf("empty: %q", got)
+	}
+	w.Write([]byte("abc"))
+	w.Write([]byte("def"))
+	if got := w.String(); got != "abcdef" {
+		t.Errorf("under the limit: %q", got)
+	}
+	for _, s := range []string{"ghij", "k", "lmnopqrstu", "vwxyz"} {
+		w.Write([]byte(s))
+	}
+	if got, want := w.String(), "[18 earlier bytes not kept]...stuvwxyz"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if cap(w.buf) > 16 {
+		t.Errorf("buffer grew to %d bytes for a limit of 8", cap(w.buf))
+	}
+	// One write larger than the limit.
+	w = newTailWriter(4)
+	if n, err := w.Write([]byte("0123456789")); n != 10 || err != nil {
+		t.Errorf("Write = %d, %v", n, err)
+	}
+	if got, want := w.String(), "[6 earlier bytes not kept]...6789"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -164,9 +164,9 @@ func (r *Runner) attempt(ctx context.Context, hash string) error {
 	case err == nil:
 		r.log.Log(ctx, slog.Level(-1), "hook succeeded", "hash", hash, "duration", end.Sub(start))
 	case ctx.Err() != nil:
-		r.log.Info("hook stopped", "hash", hash, "err", err)
+		r.log.Info("hook stopped", "hash", hash, "error", err)
 	default:
-		r.log.Error("hook failed", "hash", hash, "duration", end.Sub(start), "backoff", r.backoff, "err", err)
+		r.log.Error("hook failed", "hash", hash, "duration", end.Sub(start), "backoff", r.backoff, "error", err)
 	}
 	return err
 }

@@ -2,11 +2,17 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gitsync/internal/config"
 )
 
 // call is one attempt seen by funcHook.
@@ -226,21 +232,32 @@ func TestRunStopsDuringBackoff(t *testing.T) {
 	}
 }
 
-// TestOnceWaitsForRunningAttempt checks that attempts never overlap.
+// TestOnceWaitsForRunningAttempt checks that attempts never overlap: Once,
+// called while Run's attempt for A is in flight, must not start its own
+// attempt until A's has ended. The test holds A's attempt until Once is
+// seen blocked (its goroutine parked inside Once, not in the hook), so a
+// Once that does not wait has every chance to run B meanwhile and be caught.
 func TestOnceWaitsForRunningAttempt(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	running, overlapped := 0, false
+	var endA, startB time.Time
 	h := &funcHook{fn: func(_ context.Context, hash string) error {
 		mu.Lock()
 		running++
 		overlapped = overlapped || running > 1
+		if hash == hashB {
+			startB = time.Now()
+		}
 		mu.Unlock()
 		if hash == hashA {
 			<-release
 		}
 		mu.Lock()
 		running--
+		if hash == hashA {
+			endA = time.Now()
+		}
 		mu.Unlock()
 		return nil
 	}}
@@ -249,8 +266,17 @@ func TestOnceWaitsForRunningAttempt(t *testing.T) {
 	startRunner(t, r)
 	r.Send(hashA)
 	waitFor(t, "attempt for A", func() bool { return len(h.get()) == 1 })
+
 	onceDone := make(chan error, 1)
 	go func() { onceDone <- r.Once(context.Background(), hashB) }()
+	waitFor(t, "Once to block, or to attempt B", func() bool {
+		return len(h.get()) > 1 || onceBlocked()
+	})
+	if got := h.hashes(); len(got) > 1 {
+		close(release)
+		<-onceDone
+		t.Fatalf("Once attempted %s while the attempt for %s was in flight (attempts %q)", hashB, hashA, got)
+	}
 	close(release)
 	if err := <-onceDone; err != nil {
 		t.Fatal(err)
@@ -260,7 +286,74 @@ func TestOnceWaitsForRunningAttempt(t *testing.T) {
 	if overlapped {
 		t.Error("Once ran while another attempt was in flight")
 	}
+	if startB.Before(endA) {
+		t.Errorf("the attempt for B started %v before the one for A ended", endA.Sub(startB))
+	}
 	if got, want := h.hashes(), []string{hashA, hashB}; !slices.Equal(got, want) {
 		t.Errorf("attempts %q, want %q", got, want)
+	}
+}
+
+// onceBlocked reports whether some goroutine is parked (waiting on a lock,
+// channel or condition, not running or runnable) inside Runner.Once and
+// not inside a hook attempt. It reads the goroutine dump, so it does not
+// depend on how Once waits.
+func onceBlocked() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		parked := !strings.Contains(header, "[running]") && !strings.Contains(header, "[runnable]")
+		if parked && strings.Contains(g, "hook.(*Runner).Once(") && !strings.Contains(g, "hook.(*funcHook).Do(") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestLogRecordsUseErrorKey checks that every record about a failed
+// attempt carries the error under the one key "error" that the rest of
+// git-sync uses (log queries and the error file look for it).
+func TestLogRecordsUseErrorKey(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.Level(-10)}))
+
+	failing := &funcHook{fn: func(context.Context, string) error { return errHook }}
+	r := NewRunner(failing, time.Millisecond, log, nil)
+	_ = r.Once(context.Background(), hashA)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := &funcHook{fn: func(ctx context.Context, _ string) error { return ctx.Err() }}
+	_ = NewRunner(stopped, time.Millisecond, log, nil).Once(ctx, hashA)
+
+	// A fire-and-forget webhook whose receiver never answers.
+	rc := &receiver{hang: true}
+	wh := NewWebhook(config.WebhookConfig{URL: newReceiver(t, rc), Method: "POST", Timeout: 200 * time.Millisecond}, log)
+	if err := wh.Do(context.Background(), hashA); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]bool{"hook failed": false, "hook stopped": false, "webhook sent, no answer": false}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		msg, _ := rec["msg"].(string)
+		if _, ok := want[msg]; !ok {
+			continue
+		}
+		want[msg] = true
+		if s, _ := rec["error"].(string); s == "" {
+			t.Errorf("record %q has no \"error\": %s", msg, line)
+		}
+		if _, ok := rec["err"]; ok {
+			t.Errorf("record %q uses the key \"err\": %s", msg, line)
+		}
+	}
+	for msg, seen := range want {
+		if !seen {
+			t.Errorf("no %q record in:\n%s", msg, buf.String())
+		}
 	}
 }

@@ -79,7 +79,7 @@ func (w *webhook) Do(ctx context.Context, hash string) error {
 	resp, err := w.client.Do(req)
 	if err != nil {
 		if w.fireAndForget() && sent.Load() {
-			w.log.Log(ctx, slog.Level(-2), "webhook sent, no answer", "url", w.shown, "hash", hash, "err", redact.Error(err))
+			w.log.Log(ctx, slog.Level(-2), "webhook sent, no answer", "url", w.shown, "hash", hash, "error", redact.Error(err))
 			return nil
 		}
 		// The client's error already names the URL (without its password,

@@ -3,9 +3,9 @@ package repo
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -1300,6 +1300,9 @@ func TestInvalidConfigurationExits1(t *testing.T) {
 		{"bad env value", nil, []string{"GITSYNC_ONE_TIME=maybe"}, "maybe"},
 		{"change-permissions", []string{"--change-permissions=0775"}, nil, "group-write"},
 		{"sync-timeout too short", []string{"--sync-timeout=1ms"}, nil, "sync-timeout"},
+		{"sync-on-signal SIGCHLD", []string{"--sync-on-signal=SIGCHLD"}, nil, "sigchld"},
+		{"sync-on-signal URG by number", []string{"--sync-on-signal=23"}, nil, "sigurg"},
+		{"sync-on-signal TERM", nil, []string{"GITSYNC_SYNC_ON_SIGNAL=TERM"}, "sigterm"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,6 +165,17 @@ type runOpts struct {
 	Name string
 	// Cred, if set, runs startWith's process as another user.
 	Cred *syscall.Credential
+	// Bin is the binary to run instead of the one TestMain built (e.g. a
+	// build with the race detector).
+	Bin string
+}
+
+// bin returns the binary o asks for.
+func (o runOpts) bin() string {
+	if o.Bin != "" {
+		return o.Bin
+	}
+	return gitSyncBin
 }
 
 // result is the outcome of a run to completion.
@@ -195,7 +206,7 @@ func runWith(t testing.TB, o runOpts, args ...string) result {
 	if timeout == 0 {
 		timeout = runDeadline
 	}
-	cmd := exec.Command(gitSyncBin, args...)
+	cmd := exec.Command(o.bin(), args...)
 	cmd.Env = append(childEnv(t), o.Env...)
 	cmd.Dir = o.Dir
 	var stdout, stderr bytes.Buffer
@@ -285,7 +296,7 @@ func startWith(t testing.TB, o runOpts, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(gitSyncBin, args...)
+	p.cmd = exec.Command(o.bin(), args...)
 	p.cmd.Env = append(childEnv(t), o.Env...)
 	p.cmd.Dir = o.Dir
 	if o.Cred != nil {

@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +42,13 @@ type nsProc struct {
 // in the namespace) if it is still running.
 func startAsPID1(t testing.TB, args ...string) *nsProc {
 	t.Helper()
+	return startAsPID1Env(t, nil, args...)
+}
+
+// startAsPID1Env is startAsPID1 with env ("KEY=value") added to the
+// isolated environment.
+func startAsPID1Env(t testing.TB, env []string, args ...string) *nsProc {
+	t.Helper()
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {
 		t.Fatalf("unshare is not on PATH: install util-linux (Debian: apt-get install -y util-linux)")
@@ -50,7 +59,7 @@ func startAsPID1(t testing.TB, args ...string) *nsProc {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(unshare, append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", gitSyncBin}, args...)...)
-	p.cmd.Env = childEnv(t)
+	p.cmd.Env = append(childEnv(t), env...)
 	p.cmd.Stdout = logf
 	p.cmd.Stderr = logf
 	if err := p.cmd.Start(); err != nil {
@@ -221,8 +230,9 @@ exit 0
 		return len(runs) > 0 && runs[len(runs)-1] == last
 	}, "the hook to run for the last commit")
 
-	// Once the last orphans are done, PID 1 has no child but the syncing
-	// git-sync, and nothing under it is a zombie.
+	// Once the last orphans are done (each reports its parent just before
+	// it exits), PID 1 has no child but the syncing git-sync, and nothing
+	// under it is a zombie.
 	syncer := p.syncer()
 	if syncer == 0 {
 		t.Fatalf("PID 1 has no git-sync child: %s", describe(childrenOf(p.InitPid)))
@@ -236,7 +246,8 @@ exit 0
 			}
 		}
 		zombies = zombiesUnder(p.InitPid)
-		return len(extra) == 0 && len(zombies) == 0
+		reported := len(readLines(filepath.Join(state, "orphan-ppids"))) >= len(readLines(filepath.Join(state, "runs")))
+		return reported && len(extra) == 0 && len(zombies) == 0
 	})
 	if !ok {
 		t.Errorf("10s after the last hook run, PID 1 still has orphans [%s] and zombies under it [%s]", describe(extra), describe(zombies))
@@ -324,4 +335,81 @@ sleep 300
 			}
 		})
 	}
+}
+
+// TestPID1ExitsUnderSignalFlood stops git-sync as PID 1 while a stream of
+// other signals (which a --sync-on-signal could name, so PID 1 forwards
+// them) keeps arriving. The child's SIGCHLD must not get
+// lost among them: PID 1 has to notice that its child exited and exit too.
+// A lost SIGCHLD is a matter of timing, so several runs go at once.
+func TestPID1ExitsUnderSignalFlood(t *testing.T) {
+	t.Parallel()
+	up, h := gittest.NewRepoWithCommit(t)
+	for run := range 6 {
+		t.Run(strconv.Itoa(run), func(t *testing.T) {
+			t.Parallel()
+			root := newRoot(t)
+			link := filepath.Join(root, "link")
+			// One P, as in a container limited to one CPU (Go sizes
+			// GOMAXPROCS from the cgroup's CPU limit): PID 1's signal
+			// handling and its forwarding loop then take turns, and a
+			// busy stream of signals can fill whatever buffer sits
+			// between them.
+			p := startAsPID1Env(t, []string{"GOMAXPROCS=1"}, concat(syncArgs(up, root), []string{"--period=100ms"})...)
+			waitFor(t, syncDeadline, func() bool { return p.running() && tryLinkHash(link) == h }, "the first publish")
+
+			stop := make(chan struct{})
+			var flood sync.WaitGroup
+			for g := range 2 {
+				flood.Add(1)
+				go func() {
+					defer flood.Done()
+					for i := g; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if err := syscall.Kill(p.InitPid, floodSignals[i%len(floodSignals)]); err != nil {
+							return // PID 1 is gone
+						}
+					}
+				}()
+			}
+			defer func() {
+				close(stop)
+				flood.Wait()
+			}()
+			waitFor(t, syncDeadline, func() bool { return sigPending(p.InitPid) || !p.running() }, "signals to be pending at PID 1")
+			if err := syscall.Kill(p.InitPid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(stopDeadline); code != 0 {
+				t.Errorf("exit %d after SIGTERM to PID 1 under a signal flood, want 0", code)
+			}
+			assertPublished(t, root, link, h)
+		})
+	}
+}
+
+// floodSignals are signals that PID 1 forwards and that git-sync, not
+// using them, ignores. Standard signals: the kernel keeps at most one of
+// each pending, so a flood of them cannot exhaust the machine's queue of
+// real-time signals.
+var floodSignals = []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGWINCH,
+	syscall.SIGIO, syscall.SIGPWR, syscall.SIGVTALRM, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGCONT, syscall.SIGPIPE}
+
+// sigPending reports whether pid has signals pending (ShdPnd in
+// /proc/PID/status).
+func sigPending(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ShdPnd:"); ok {
+			return strings.Trim(strings.TrimSpace(rest), "0") != ""
+		}
+	}
+	return false
 }
