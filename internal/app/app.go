@@ -266,11 +266,11 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 	loop := syncloop.New(syncloop.Options{
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
 		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
-		// --error-file is written by the logger (package errorfile), not
-		// by the loop, and removed after a success by clearErrorFile.
-		TouchFile: underRoot(root, cfg.TouchFile),
-		FileMode:  r.FileMode(), Log: log,
-	}, r, creds, clearErrorFile{m, ef, log}, pre, post)
+		// --error-file is written by the logger (package errorfile) and
+		// removed by the loop after a success.
+		TouchFile: underRoot(root, cfg.TouchFile), ErrorFile: ef,
+		FileMode: r.FileMode(), Log: log,
+	}, r, creds, m, pre, post)
 	readyLoop.Store(loop)
 
 	if cfg.OneTime {
@@ -302,28 +302,6 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		return loggedError{err}
 	}
 	return nil
-}
-
-// clearErrorFile is the sync loop's metrics sink that also removes the
-// error file after each successful sync (one that fetched: a new hash, a
-// rebuilt worktree, or the first sync of the run), as upstream does. The
-// loop reports a success before it logs a pre-publish hook's failure, so
-// such a failure is still the file's last word. It stands in until the loop
-// calls errorfile.File.Remove itself.
-type clearErrorFile struct {
-	*metrics.Metrics
-	ef  *errorfile.File
-	log *slog.Logger
-}
-
-func (c clearErrorFile) ObserveSync(status string, d time.Duration) {
-	c.Metrics.ObserveSync(status, d)
-	if status != metrics.StatusSuccess {
-		return
-	}
-	if err := c.ef.Remove(); err != nil {
-		c.log.Error("could not remove --error-file", "path", c.ef.Path(), "error", err)
-	}
 }
 
 // underRoot resolves a --touch-file or --error-file path: relative paths

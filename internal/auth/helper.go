@@ -120,7 +120,7 @@ func (a *Auth) serve() {
 				return
 			}
 			// E.g. out of file descriptors: wait a little, then go on.
-			a.log.Warn("credential helper socket: accept failed", "err", err)
+			a.log.Warn("credential helper socket: accept failed", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
@@ -139,7 +139,7 @@ func (a *Auth) handle(conn net.Conn) {
 	}
 	lines, err := readCredentialLines(conn)
 	if err != nil {
-		a.log.Warn("credential helper socket: bad request", "err", err)
+		a.log.Warn("credential helper socket: bad request", "error", err)
 		return
 	}
 	attrs := map[string]string{}

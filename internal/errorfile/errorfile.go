@@ -34,15 +34,16 @@ import (
 // File is the --error-file. A nil *File, or one with an empty path, does
 // nothing: callers need no checks when --error-file is unset.
 type File struct {
-	mu   sync.Mutex // orders writes and removals; held while the file changes
-	path string
-	mode os.FileMode
+	mu    sync.Mutex // orders writes and removals; held while the file changes
+	path  string
+	mode  os.FileMode
+	dirty bool // the file may exist: written since the last Remove, or left by an earlier run
 }
 
 // New returns the error file at path (absolute; "" for none), written with
 // permissions mode.
 func New(path string, mode os.FileMode) *File {
-	return &File{path: path, mode: mode}
+	return &File{path: path, mode: mode, dirty: true}
 }
 
 // SetPath moves the file to path for later writes and removals; the file at
@@ -54,6 +55,7 @@ func (f *File) SetPath(path string) {
 	}
 	f.mu.Lock()
 	f.path = path
+	f.dirty = true
 	f.mu.Unlock()
 }
 
@@ -94,6 +96,7 @@ func (f *File) Write(r Report) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o777); err != nil {
 		return fmt.Errorf("write --error-file: %w", err)
 	}
+	f.dirty = true
 	if err := atomicfile.Write(f.path, data, f.mode); err != nil {
 		return fmt.Errorf("write --error-file: %w", err)
 	}
@@ -123,15 +126,19 @@ func encode(r Report) ([]byte, error) {
 }
 
 // Remove deletes the file; a file that does not exist is not an error.
+// It touches the filesystem only when the file may exist (written since the
+// last Remove, or possibly left by an earlier run), so the sync loop can
+// call it after every idle poll for free.
 func (f *File) Remove() error {
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.path == "" {
+	if f.path == "" || !f.dirty {
 		return nil
 	}
+	f.dirty = false
 	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove --error-file: %w", err)
 	}

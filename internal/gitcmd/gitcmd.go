@@ -149,8 +149,12 @@ func BuildEnv(base []string, set ...string) []string {
 // /usr/bin/git: no such file or directory"), which sends users hunting for
 // a broken git installation when their root was deleted.
 func startError(dir string, err error) error {
-	if _, statErr := os.Stat(dir); statErr != nil {
+	fi, statErr := os.Stat(dir)
+	if statErr != nil {
 		return fmt.Errorf("cannot run git in %s: the directory is missing or unreadable: %w", dir, statErr)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot run git in %s: it is not a directory", dir)
 	}
 	return err
 }

@@ -142,7 +142,7 @@ func (r *Remote) viaSession(ctx context.Context, ref string) (map[string]string,
 		s, err := r.startSession(ctx)
 		if errors.Is(err, errNoSession) {
 			r.disabled = true
-			r.log.Log(ctx, levelSession, "no kept HTTP session for this remote; using git ls-remote", "reason", err.Error())
+			r.log.Log(ctx, levelSession, "no kept HTTP session for this remote; using git ls-remote", "error", err)
 			return nil, nil
 		}
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"gitsync/internal/gitcmd"
 	"gitsync/internal/gitconfig"
 	"gitsync/internal/lsremote"
+	"gitsync/internal/redact"
 )
 
 // Options is what the repo package needs from the configuration.
@@ -305,7 +306,7 @@ func (r *Repo) fetch(ctx context.Context) (commit, fetched string, err error) {
 	_, statErr := os.Stat(filepath.Join(r.gitDir, "shallow"))
 	args := fetchArgs(r.opts.Repo, r.opts.Ref, r.opts.Depth, statErr == nil, r.opts.Filter)
 	if _, err := r.git.Run(ctx, r.root, args...); err != nil {
-		return "", "", fmt.Errorf("fetch %s from %s: %w", r.opts.Ref, r.opts.Repo, err)
+		return "", "", fmt.Errorf("fetch %s from %s: %w", r.opts.Ref, redact.Text(r.opts.Repo), err)
 	}
 	content, err := os.ReadFile(filepath.Join(r.gitDir, "FETCH_HEAD"))
 	if err != nil {

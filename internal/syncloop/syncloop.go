@@ -9,7 +9,6 @@ package syncloop
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gitsync/internal/atomicfile"
+	"gitsync/internal/errorfile"
 	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
 )
@@ -55,7 +54,8 @@ type Options struct {
 	Period, InitPeriod           time.Duration
 	SyncTimeout                  time.Duration
 	MaxFailures, InitMaxFailures int
-	TouchFile, ErrorFile         string // absolute, "" = none
+	TouchFile                    string          // absolute, "" = none
+	ErrorFile                    *errorfile.File // nil = none; written by the logger, removed here
 	FileMode                     os.FileMode
 	Log                          *slog.Logger
 }
@@ -71,8 +71,7 @@ type Loop struct {
 	trigger    chan struct{}
 	ready      atomic.Bool
 
-	errorFileMayExist bool // --error-file may be on disk (this or an earlier run wrote it)
-	log               *slog.Logger
+	log *slog.Logger
 }
 
 // New creates a Loop. auth and prePublish may be nil.
@@ -82,8 +81,6 @@ func New(opts Options, syncer Syncer, auth Refresher, metrics Metrics, prePublis
 		prePublish: prePublish, postHooks: postHooks,
 		trigger: make(chan struct{}, 1),
 		log:     opts.Log,
-
-		errorFileMayExist: true,
 	}
 }
 
@@ -270,48 +267,18 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// errorReport is the --error-file document, in upstream's shape.
-type errorReport struct {
-	Msg  string         `json:"Msg"`
-	Err  string         `json:"Err"`
-	Args map[string]any `json:"Args"`
-}
-
-// logError logs an error and mirrors it into --error-file.
+// logError logs an error; the logger mirrors every error into
+// --error-file (package errorfile).
 func (l *Loop) logError(msg string, err error, args ...any) {
-	l.log.Error(msg, append([]any{"error", err.Error()}, args...)...)
-	if l.opts.ErrorFile == "" {
-		return
-	}
-	l.errorFileMayExist = true
-	report := errorReport{Msg: msg, Err: err.Error(), Args: map[string]any{}}
-	for i := 0; i+1 < len(args); i += 2 {
-		if k, ok := args[i].(string); ok {
-			report.Args[k] = args[i+1]
-		}
-	}
-	var buf []byte
-	buf, _ = json.Marshal(report)
-	buf = append(buf, '\n')
-	if err := os.MkdirAll(filepath.Dir(l.opts.ErrorFile), 0o777); err == nil {
-		err = atomicfile.Write(l.opts.ErrorFile, buf, l.opts.FileMode)
-	}
-	if err != nil {
-		l.log.Error("write --error-file", "path", l.opts.ErrorFile, "error", err.Error())
-	}
+	l.log.Error(msg, append([]any{"error", err}, args...)...)
 }
 
 // clearError removes --error-file after a successful sync, idle polls
-// included: the failure it reported has ended. It costs nothing on the idle
-// path unless this run wrote the file, or has not yet checked for one an
-// earlier run left.
+// included: the failure it reported has ended. errorfile.File makes this
+// free on the idle path unless an error was written since.
 func (l *Loop) clearError() {
-	if l.opts.ErrorFile == "" || !l.errorFileMayExist {
-		return
-	}
-	l.errorFileMayExist = false
-	if err := os.Remove(l.opts.ErrorFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		l.log.Error("remove --error-file", "path", l.opts.ErrorFile, "error", err.Error())
+	if err := l.opts.ErrorFile.Remove(); err != nil {
+		l.log.Error("could not remove --error-file", "path", l.opts.ErrorFile.Path(), "error", err)
 	}
 }
 

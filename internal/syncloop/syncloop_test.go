@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gitsync/internal/errorfile"
 	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
 )
@@ -62,11 +63,12 @@ var errBoom = errors.New("boom")
 func newLoop(t *testing.T, s Syncer, maxFailures, initMaxFailures int) (*Loop, *metrics.Metrics) {
 	t.Helper()
 	m := metrics.New()
+	ef := errorfile.New(filepath.Join(t.TempDir(), "error.json"), 0o644)
 	l := New(Options{
 		Period: time.Millisecond, InitPeriod: time.Millisecond, SyncTimeout: time.Second,
 		MaxFailures: maxFailures, InitMaxFailures: initMaxFailures,
-		ErrorFile: filepath.Join(t.TempDir(), "error.json"), FileMode: 0o644,
-		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		ErrorFile: ef, FileMode: 0o644,
+		Log: slog.New(ef.Handler(slog.NewJSONHandler(io.Discard, nil))),
 	}, s, nil, m, nil, nil)
 	return l, m
 }
@@ -97,7 +99,7 @@ func TestFailurePolicy(t *testing.T) {
 			if s.count() != c.wantAttempts {
 				t.Fatalf("gave up after %d attempts, want %d", s.count(), c.wantAttempts)
 			}
-			if _, err := os.Stat(l.opts.ErrorFile); err != nil {
+			if _, err := os.Stat(l.opts.ErrorFile.Path()); err != nil {
 				t.Fatalf("error file not written on exit: %v", err)
 			}
 		})
@@ -125,7 +127,7 @@ func TestNegativeMaxFailuresRetriesForever(t *testing.T) {
 	if s.count() < 60 || !l.Ready() {
 		t.Fatalf("attempts = %d, ready = %v: want it past the 50 failures and ready", s.count(), l.Ready())
 	}
-	if _, err := os.Stat(l.opts.ErrorFile); !os.IsNotExist(err) {
+	if _, err := os.Stat(l.opts.ErrorFile.Path()); !os.IsNotExist(err) {
 		t.Fatalf("error file not removed after the first success: %v", err)
 	}
 }
