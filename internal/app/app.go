@@ -1,8 +1,8 @@
 // Package app assembles git-sync from its parts: it turns the parsed
 // configuration into a logger, metrics, HTTP endpoint, credentials, the
 // opened root, hooks and the sync loop, runs them, and maps the outcome to an
-// exit status (SPEC section 8). It is the only place that decides exit
-// codes.
+// exit status (docs/CONTRACT.md, section 8). It is the only place that
+// decides exit codes.
 package app
 
 import (

@@ -24,7 +24,8 @@ import (
 	"gitsync/internal/redact"
 )
 
-// Verbosity levels at which commands and their output are logged (SPEC 7).
+// Verbosity levels at which commands and their output are logged: -v 5
+// shows every git command, -v 6 its output too (docs/CONTRACT.md, section 7).
 const (
 	LevelCommand = slog.Level(-5)
 	LevelOutput  = slog.Level(-6)

@@ -1,6 +1,6 @@
 // Package hook runs git-sync's hooks: the exec hook and webhook fired after a
 // commit is published, and the pre-publish exec hook run before the link
-// flips (SPEC section 5).
+// flips (docs/CONTRACT.md, section 5).
 //
 // A Hook is one kind of notification and knows how to make a single attempt
 // for a commit hash. A Runner wraps a Hook with the retry policy:

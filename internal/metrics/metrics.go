@@ -2,9 +2,9 @@
 // Prometheus text exposition format, together with the standard go_* and
 // process_* series of the Go client's default registry (runtime.go).
 //
-// The metric names and labels are part of the drop-in contract (SPEC section
-// 6): existing dashboards and alerts query them by name, so they match
-// upstream git-sync v4 exactly, standard series included.
+// The metric names and labels are part of the drop-in contract
+// (docs/CONTRACT.md, section 6): existing dashboards and alerts query them by
+// name, so they match upstream git-sync v4 exactly, standard series included.
 //
 // The exposition is written here rather than with client_golang, by
 // measurement: the idle daemon of the benchmark (go run ./bench -quick
@@ -115,7 +115,8 @@ func (m *Metrics) ObserveSync(status string, d time.Duration) {
 }
 
 // IncFetch counts one sync that fetched and published, republished or
-// confirmed a commit (not idle polls, not failures; see SPEC section 6).
+// confirmed a commit (not idle polls, not failures; see docs/CONTRACT.md,
+// section 6).
 func (m *Metrics) IncFetch() { m.add(func(m *Metrics) *family { return m.fetchCount }) }
 
 // AskpassCall counts one call to the askpass URL; status is "success" or

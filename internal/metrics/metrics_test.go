@@ -176,7 +176,8 @@ var standardFamilies = map[string]dto.MetricType{
 	"process_virtual_memory_max_bytes":     dto.MetricType_GAUGE,
 }
 
-// ownFamilies are git-sync's own metrics (SPEC section 6) with their types.
+// ownFamilies are git-sync's own metrics (docs/CONTRACT.md, section 6) with
+// their types.
 var ownFamilies = map[string]dto.MetricType{
 	"git_sync_duration_seconds":               dto.MetricType_SUMMARY,
 	"git_sync_count_total":                    dto.MetricType_COUNTER,

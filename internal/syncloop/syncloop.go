@@ -1,7 +1,7 @@
-// Package syncloop schedules sync attempts (SPEC section 3): periods before
-// and after the first success, the failure budget, --one-time, triggers from
-// signals, and everything that follows an attempt (metrics, readiness, hooks,
-// the touch and error files).
+// Package syncloop schedules sync attempts (docs/CONTRACT.md, section 3):
+// periods before and after the first success, the failure budget, --one-time,
+// triggers from signals, and everything that follows an attempt (metrics,
+// readiness, hooks, the touch and error files).
 //
 // SyncOnce does exactly one attempt and its bookkeeping; Run adds only the
 // waiting. Tests drive SyncOnce directly.

@@ -23,7 +23,7 @@ import (
 // (it never prompts); with the right ones the commit is published. A `git
 // credential fill` run in the environment git-sync gives its children (here:
 // from an exechook) returns exactly these credentials for --repo and none
-// for another URL (SPEC section 9).
+// for another URL (docs/CONTRACT.md, section 9).
 func TestAuthHTTPSUsernamePassword(t *testing.T) {
 	t.Parallel()
 	pass := authSecret(t, "https-pass")

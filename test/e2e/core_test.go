@@ -1,9 +1,9 @@
 package e2e
 
-// End-to-end tests of SPEC sections 1-3 and 6-8: the on-disk contract, one
-// sync, the loop, the HTTP endpoint, logging and exit status. Each test
-// runs the real binary against real repositories and checks only what a
-// user can observe.
+// End-to-end tests of docs/CONTRACT.md, sections 1-3 and 6-8: the on-disk
+// layout, one sync, the loop, the HTTP endpoint, logging and exit status.
+// Each test runs the real binary against real repositories and checks only
+// what a user can observe.
 
 import (
 	"encoding/json"

@@ -1,10 +1,10 @@
 package e2e
 
-// Crash safety (SPEC sections 1 and 2): git-sync is SIGKILLed, with every
-// process it started, at arbitrary moments (during init, fetch, checkout,
-// publish), over and over on one root. After each kill the link must be
-// absent (nothing was ever published) or name a complete tree of exactly
-// one commit, and once something was published the link must never be
+// Crash safety (docs/CONTRACT.md, sections 1 and 2): git-sync is SIGKILLed,
+// with every process it started, at arbitrary moments (during init, fetch,
+// checkout, publish), over and over on one root. After each kill the link
+// must be absent (nothing was ever published) or name a complete tree of
+// exactly one commit, and once something was published the link must never be
 // missing again. A final run must converge on the upstream head.
 
 import (

@@ -1,11 +1,11 @@
 package e2e
 
-// End-to-end tests of SPEC section 5 (hooks) and the hook parts of sections
-// 3 and 6: exec hooks, the pre-publish hook, webhooks, retries with
-// backoff, timeouts, latest-wins, hooks at startup, --one-time and the
+// End-to-end tests of docs/CONTRACT.md, section 5 (hooks), and the hook parts
+// of sections 3 and 6: exec hooks, the pre-publish hook, webhooks, retries
+// with backoff, timeouts, latest-wins, hooks at startup, --one-time and the
 // git_sync_hook_run_count_total metric. Hooks are real shell scripts that
-// record what they saw into files; webhooks go to an httptest receiver (or
-// a raw TCP peer) that records every request.
+// record what they saw into files; webhooks go to an httptest receiver (or a
+// raw TCP peer) that records every request.
 //
 // The first part of this file holds helpers that signals_test.go and
 // pid1_test.go use too.

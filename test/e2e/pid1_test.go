@@ -1,8 +1,8 @@
 package e2e
 
-// End-to-end tests of git-sync as PID 1 (SPEC section 3): in a container
-// without an init, orphaned processes are re-parented to git-sync, which
-// must reap them so that no zombie accumulates, and signals must still
+// End-to-end tests of git-sync as PID 1 (docs/CONTRACT.md, section 3): in a
+// container without an init, orphaned processes are re-parented to git-sync,
+// which must reap them so that no zombie accumulates, and signals must still
 // reach the syncing process so that SIGTERM stops it cleanly with exit 0.
 //
 // The binary runs as PID 1 of a new PID namespace, started with

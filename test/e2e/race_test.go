@@ -1,12 +1,11 @@
 package e2e
 
-// The race the project exists to get right (DESIGN.md "The race"; SPEC
-// section 2 step 3): with --depth=1, resolving a branch to a hash and then
-// fetching that hash fails when the branch moves in between. git-sync must
-// publish exactly what its fetch brought, so hammering the upstream with
-// commits while several git-sync processes poll it must produce no sync
-// error at all, no torn or missing read through any link, and convergence
-// on the final head.
+// The race the project exists to get right (docs/CONTRACT.md, section 2,
+// step 4): with --depth=1, resolving a branch to a hash and then fetching that
+// hash fails when the branch moves in between. git-sync must publish exactly
+// what its fetch brought, so hammering the upstream with commits while
+// several git-sync processes poll it must produce no sync error at all, no
+// torn or missing read through any link, and convergence on the final head.
 //
 // This is a correctness test: it asserts no speed. How many commits
 // git-sync publishes under a storm and how soon it converges afterwards are

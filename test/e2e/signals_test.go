@@ -1,6 +1,6 @@
 package e2e
 
-// End-to-end tests of the signal handling in SPEC section 3:
+// End-to-end tests of the signal handling in docs/CONTRACT.md, section 3:
 // --sync-on-signal (its name, short-name and number forms; a signal while
 // idle syncs at once; signals during a sync cause exactly one more sync),
 // and SIGTERM/SIGINT (prompt exit 0, running git and hook process groups
