@@ -236,7 +236,8 @@ func (p *parser) options() []*option {
 		},
 		{
 			name: "max-failures", arg: "N", value: intValue{&c.MaxFailures}, def: "0", topic: topicLoop,
-			usage: "How many failed syncs in a row to tolerate before exiting with status 1; 0 exits on the first failure, a negative number retries forever.",
+			usage: "Exit with status 1 when this many syncs in a row have failed; 0 (like 1) exits on the first failure, a negative number retries forever.",
+			more:  "As in git-sync v4, the count is reached, not exceeded: --max-failures=3 exits on the third failure in a row. A success resets the count.",
 		},
 		{
 			name: "init-max-failures", arg: "N", value: intValue{&c.InitMaxFailures}, def: "--max-failures", topic: topicLoop,

@@ -236,7 +236,9 @@ func (l *Loop) Run(ctx context.Context) error {
 			if !succeeded {
 				allowed = l.opts.InitMaxFailures
 			}
-			if allowed >= 0 && failures > allowed {
+			// As in git-sync v4: reaching the number exits (0 and 1 both
+			// mean the first failure).
+			if allowed >= 0 && failures >= allowed {
 				err := fmt.Errorf("%w: %d consecutive failures, last: %w", ErrTooManyFailures, failures, a.Err)
 				l.logError("too many failures, giving up", err, "failures", failures)
 				return err

@@ -83,10 +83,11 @@ func TestFailurePolicy(t *testing.T) {
 		wantTooManyFail bool
 	}{
 		{"first failure is fatal by default", []error{errBoom}, 0, 0, 1, true},
-		{"max-failures tolerates that many in a row", []error{ok, errBoom, errBoom, errBoom}, 2, 2, 4, true},
-		{"a success resets the count", []error{ok, errBoom, errBoom, ok, errBoom, errBoom, errBoom}, 2, 2, 7, true},
-		{"init-max-failures applies before the first success", []error{errBoom, errBoom, errBoom, ok, errBoom}, 0, 3, 5, true},
-		{"init-max-failures exhausted", []error{errBoom, errBoom}, 5, 1, 2, true},
+		{"max-failures=1 is the first failure too", []error{ok, errBoom}, 1, 1, 2, true},
+		{"max-failures=N exits on the Nth failure in a row", []error{ok, errBoom, errBoom, errBoom}, 3, 3, 4, true},
+		{"a success resets the count", []error{ok, errBoom, errBoom, ok, errBoom, errBoom, errBoom}, 3, 3, 7, true},
+		{"init-max-failures applies before the first success", []error{errBoom, errBoom, errBoom, ok, errBoom}, 0, 4, 5, true},
+		{"init-max-failures reached", []error{errBoom, errBoom}, 5, 2, 2, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -208,18 +208,18 @@ func TestAuthAskpassURL(t *testing.T) {
 			"git_sync_askpass_calls", "status", "success")
 	})
 
-	// The failure policy still applies: with --max-failures=2 an askpass
+	// The failure policy still applies: with --max-failures=3 an askpass
 	// URL that keeps failing ends git-sync after three attempts.
 	t.Run("failure budget spent", func(t *testing.T) {
 		t.Parallel()
 		f := newAskpassFixture(t)
 		ask := newAskpassServer(t, func(int) (int, string) { return http.StatusInternalServerError, "down\n" })
-		p, _, _ := f.start(t, ask.URL(), "--max-failures=2")
+		p, _, _ := f.start(t, ask.URL(), "--max-failures=3")
 		if code := p.Wait(syncDeadline); code != 1 {
 			t.Fatalf("exit code %d, want 1 once the failure budget is spent\n%s", code, tail(p.Logs(), 20))
 		}
 		if got := ask.Calls(); got != 3 {
-			t.Errorf("askpass calls = %d, want 3 (the first attempt and 2 retries)", got)
+			t.Errorf("askpass calls = %d, want 3 (the third failure in a row ends the run)", got)
 		}
 		if !strings.Contains(p.Logs(), "askpass") {
 			t.Error("the logs do not say that the askpass URL failed")

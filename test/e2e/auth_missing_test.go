@@ -65,19 +65,19 @@ func TestAuthMissingPasswordFile(t *testing.T) {
 		waitFor(t, syncDeadline, func() bool { return !exists(errFile) }, "the error file to go after the first success")
 	})
 
-	// The budget applies: --max-failures=2 means three failed attempts,
+	// The budget applies: --max-failures=3 means three failed attempts,
 	// then exit 1.
 	t.Run("failure budget", func(t *testing.T) {
 		t.Parallel()
 		_, _, repoURL, _ := authHTTPUpstream(t, gittest.HTTPOptions{Username: "lena", Password: "unused"})
 		pwFile := filepath.Join(t.TempDir(), "password")
 		p := start(t, "--repo="+repoURL, "--root="+newRoot(t), "--link=link",
-			"--username=lena", "--password-file="+pwFile, "--period=100ms", "--max-failures=2")
+			"--username=lena", "--password-file="+pwFile, "--period=100ms", "--max-failures=3")
 		if code := p.Wait(syncDeadline); code != 1 {
 			t.Fatalf("exit code %d, want 1", code)
 		}
 		if n := failedAttempts(p.Logs(), pwFile); n != 3 {
-			t.Errorf("%d logged sync failures name %s, want 3 (the first attempt and 2 retries)\n%s",
+			t.Errorf("%d logged sync failures name %s, want 3 (the third failure in a row ends the run)\n%s",
 				n, pwFile, tail(p.Logs(), 20))
 		}
 	})
@@ -117,12 +117,12 @@ func TestAuthMissingSSHKeyFile(t *testing.T) {
 		key := filepath.Join(t.TempDir(), "id")
 		p := start(t, "--repo="+srv.URL(up.Dir()), "--root="+newRoot(t), "--link=link",
 			"--ssh-key-file="+key, "--ssh-known-hosts-file="+srv.KnownHostsFile(),
-			"--period=100ms", "--max-failures=2")
+			"--period=100ms", "--max-failures=3")
 		if code := p.Wait(syncDeadline); code != 1 {
 			t.Fatalf("exit code %d, want 1", code)
 		}
 		if n := failedAttempts(p.Logs(), key); n != 3 {
-			t.Errorf("%d logged sync failures name %s, want 3 (the first attempt and 2 retries)\n%s",
+			t.Errorf("%d logged sync failures name %s, want 3 (the third failure in a row ends the run)\n%s",
 				n, key, tail(p.Logs(), 20))
 		}
 	})

@@ -977,8 +977,9 @@ func TestMaxFailures(t *testing.T) {
 		failures int
 	}{
 		{nil, 1}, // default 0: the first failure is fatal
-		{[]string{"--max-failures=2"}, 3},
-		{[]string{"--init-max-failures=1", "--max-failures=5"}, 2},
+		// As in git-sync v4, reaching the number exits.
+		{[]string{"--max-failures=3"}, 3},
+		{[]string{"--init-max-failures=2", "--max-failures=5"}, 2},
 	} {
 		t.Run(strings.Join(tc.flags, " "), func(t *testing.T) {
 			t.Parallel()
