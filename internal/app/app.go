@@ -52,6 +52,11 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.As(err, &usage) {
 			fmt.Fprintln(stderr, "Run 'git-sync --help' for usage.")
 		}
+		if res != nil {
+			// Flags parsed but their values are invalid: --error-file, if
+			// it was given, reports the problem too.
+			_ = errorFileFor(res.Config).Write(errorfile.Report{Msg: "invalid configuration", Err: err.Error()})
+		}
 		return exitFailure
 	}
 	switch res.Action {

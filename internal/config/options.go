@@ -199,7 +199,7 @@ func (p *parser) options() []*option {
 		{
 			name: "touch-file", arg: "PATH", value: stringValue{&c.TouchFile}, topic: topicFiles,
 			usage: "A file whose modification time is set after every sync that publishes or confirms a commit; relative paths are under --root.",
-			more:  "Everything the sync did, hooks it waited for included, is visible by the time the file is touched. Idle polls do not touch it.",
+			more:  "Everything the sync did (the new tree, the link, the pre-publish hook's output) is visible by the time the file is touched; post-publish hooks run after it. Idle polls do not touch it.",
 		},
 		{
 			name: "error-file", arg: "PATH", value: stringValue{&c.ErrorFile}, topic: topicFiles,

@@ -178,7 +178,9 @@ func Parse(args []string, env []string) (*Result, error) {
 	}
 	p.validate()
 	if len(p.problems) > 0 {
-		return nil, errors.Join(p.problems...)
+		// The values that did parse come back with the error, so that the
+		// caller can report it in --error-file, as upstream does.
+		return &Result{Action: ActionRun, Config: *p.cfg}, errors.Join(p.problems...)
 	}
 	return &Result{Action: ActionRun, Config: *p.cfg, Warnings: p.warnings}, nil
 }

@@ -7,6 +7,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +78,25 @@ exec `+realGit+` "$@"
 	}
 	if got := linkHash(t, filepath.Join(root, "link")); got != hs[0] {
 		t.Errorf("link moved to %s after a failed build", got)
+	}
+}
+
+// TestErrorFileForInvalidConfiguration: a configuration that parses but is
+// invalid is reported in --error-file too, as upstream does, so a tool that
+// watches the file learns why git-sync did not start.
+func TestErrorFileForInvalidConfiguration(t *testing.T) {
+	t.Parallel()
+	up, _ := linearRepo(t, 1)
+	errFile := filepath.Join(t.TempDir(), "error.json")
+	res := runOnce(t, concat(syncArgs(up, newRoot(t)), []string{"--period=1ms", "--error-file=" + errFile})...)
+	if res.Code != 1 {
+		t.Fatalf("want exit 1 for --period=1ms, got %s", res)
+	}
+	r, raw, ok := readErrorFile(errFile)
+	if !ok {
+		t.Fatalf("no error file for an invalid configuration (%q)", raw)
+	}
+	if r.Msg != "invalid configuration" || !strings.Contains(r.Err, "--period") {
+		t.Errorf("error file = %s, want the invalid --period reported", raw)
 	}
 }
