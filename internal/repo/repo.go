@@ -188,7 +188,10 @@ func (r *Repo) Close() {
 // it. An intact tree that git-sync did not build here (git-sync v4's, or the
 // volume mounted at another path) is adopted; a broken one is replaced by a
 // tree built beside it and swapped in by Publish.
-func (r *Repo) Prepare(ctx context.Context) (c Candidate, err error) {
+//
+// With fetch set (a triggered sync), Prepare fetches without asking first;
+// a fetch that finds the published commit, healthy, is then an idle poll.
+func (r *Repo) Prepare(ctx context.Context, fetch bool) (c Candidate, err error) {
 	defer func() {
 		if err != nil {
 			r.failed()
@@ -201,7 +204,7 @@ func (r *Repo) Prepare(ctx context.Context) (c Candidate, err error) {
 		r.needRepair = false
 	}
 	healthy := r.linkHealthy() && r.worktreeHealthy(r.published)
-	if r.synced && healthy {
+	if r.synced && healthy && !fetch {
 		if r.refIsHash {
 			return Candidate{Hash: r.published}, nil
 		}
@@ -220,6 +223,10 @@ func (r *Repo) Prepare(ctx context.Context) (c Candidate, err error) {
 	}
 	c = Candidate{Hash: commit, Fetched: true, remote: fetched}
 	if commit == r.published && healthy {
+		if r.synced {
+			r.lastRemote = fetched
+			return Candidate{Hash: commit}, nil
+		}
 		return c, nil
 	}
 	c.publish = true

@@ -47,7 +47,7 @@ func open(t *testing.T, root, url, ref string, tweak func(*Options)) *Repo {
 
 // sync runs one attempt: Prepare, then Publish.
 func sync(r *Repo) (Result, error) {
-	c, err := r.Prepare(context.Background())
+	c, err := r.Prepare(context.Background(), false)
 	if err != nil {
 		return Result{}, err
 	}

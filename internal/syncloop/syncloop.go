@@ -26,7 +26,9 @@ import (
 // Prepare fetches and builds a candidate without changing what readers see,
 // Publish makes it visible. The pre-publish hook runs between the two.
 type Syncer interface {
-	Prepare(ctx context.Context) (repo.Candidate, error)
+	// Prepare with fetch set skips asking the remote whether anything
+	// changed: a triggered sync fetches at once.
+	Prepare(ctx context.Context, fetch bool) (repo.Candidate, error)
 	Publish(ctx context.Context, c repo.Candidate) (repo.Result, error)
 	HashDone() bool
 }
@@ -112,11 +114,19 @@ type Attempt struct {
 // bookkeeping. With oneTime the pre-publish hook gets its single attempt
 // and no background retries.
 func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
+	return l.syncOnce(ctx, oneTime, false)
+}
+
+// syncOnce is SyncOnce; triggered marks an attempt asked for by a trigger
+// (a signal), which fetches without asking the remote first: whoever
+// triggered it expects a change, and the question would only add a round
+// trip before the fetch.
+func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
 	defer cancel()
 
-	a := l.attempt(ctx, oneTime)
+	a := l.attempt(ctx, oneTime, triggered)
 	if a.Err != nil && ctx.Err() == context.DeadlineExceeded {
 		a.Err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, a.Err)
 	}
@@ -162,13 +172,13 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 
 // attempt refreshes credentials, prepares a candidate, runs the pre-publish
 // hook for a new hash, and publishes.
-func (l *Loop) attempt(ctx context.Context, oneTime bool) Attempt {
+func (l *Loop) attempt(ctx context.Context, oneTime, triggered bool) Attempt {
 	if l.auth != nil {
 		if err := l.auth.Refresh(ctx); err != nil {
 			return Attempt{Err: fmt.Errorf("refresh credentials: %w", err)}
 		}
 	}
-	c, err := l.syncer.Prepare(ctx)
+	c, err := l.syncer.Prepare(ctx, triggered)
 	if err != nil {
 		return Attempt{Err: err}
 	}
@@ -218,9 +228,10 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 // (returns an error wrapping ErrTooManyFailures).
 func (l *Loop) Run(ctx context.Context) error {
 	failures := 0
-	succeeded := false
+	succeeded, triggered := false, false
 	for {
-		a := l.SyncOnce(ctx, false)
+		a := l.syncOnce(ctx, false, triggered)
+		triggered = false
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -263,6 +274,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		case <-l.trigger:
 			timer.Stop()
+			triggered = true
 			l.log.Log(ctx, slog.Level(-2), "sync triggered by signal")
 		case <-timer.C:
 		}

@@ -28,7 +28,7 @@ type scripted struct {
 	gate     func(attempt int) // if set, called at the start of each attempt (0-based)
 }
 
-func (s *scripted) Prepare(ctx context.Context) (repo.Candidate, error) {
+func (s *scripted) Prepare(ctx context.Context, fetch bool) (repo.Candidate, error) {
 	s.mu.Lock()
 	n := s.attempts
 	s.attempts++
