@@ -14,30 +14,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"gitsync/internal/procgroup"
+	"gitsync/internal/proctest"
 )
-
-// pollTimeout bounds every wait for a state the test expects to reach.
-const pollTimeout = 10 * time.Second
-
-// poll calls cond every 20 ms until it returns true, and fails the test if
-// that does not happen within pollTimeout.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pollTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", pollTimeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // realGit is the git on PATH.
 func realGit(t *testing.T) string {
@@ -105,39 +88,6 @@ func (r *recorder) list(t *testing.T, name string) []string {
 	}
 	list := strings.Split(string(b), "\x00")
 	return list[:len(list)-1]
-}
-
-// readPID waits for a script to write a process ID and a newline to path,
-// and returns that ID. The process is killed when the test ends, in case a
-// failure left it outside any group the test kills.
-func readPID(t *testing.T, path string) int {
-	t.Helper()
-	var pid int
-	poll(t, filepath.Base(path), func() bool {
-		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		return true
-	})
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	return pid
-}
-
-// gone reports whether process pid has exited: it no longer exists, or it
-// is a zombie waiting for a parent (possibly init) to reap it.
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	state := strings.Fields(string(rest))[0]
-	return state == "Z" || state == "X"
 }
 
 func TestRunRunsTheConfiguredGitWithTheSubcommandFirst(t *testing.T) {
@@ -347,7 +297,7 @@ exec %s "$@"
 		_, err := r.Run(ctx, t.TempDir(), "ls-remote", url)
 		done <- err
 	}()
-	child := readPID(t, filepath.Join(dir, "child.pid"))
+	child := proctest.ReadPID(t, filepath.Join(dir, "child.pid"))
 	bound := timeout + procgroup.Grace + 5*time.Second
 	select {
 	case err = <-done:
@@ -365,7 +315,7 @@ exec %s "$@"
 	if gerr.ExitCode != -1 || !slices.Equal(gerr.Args, []string{"ls-remote", url}) {
 		t.Errorf("Error{Args: %q, ExitCode: %d}, want the ls-remote and -1", gerr.Args, gerr.ExitCode)
 	}
-	poll(t, "the wrapper's child to be killed", func() bool { return gone(child) })
+	proctest.Poll(t, "the wrapper's child to be killed", func() bool { return proctest.Gone(child) })
 }
 
 // A missing working directory is reported as such: the kernel's own error

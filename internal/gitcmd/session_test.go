@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gitsync/internal/proctest"
 )
 
 // stderrTail is how much of a session's stderr Start keeps.
@@ -108,14 +110,14 @@ exec %s "$@"
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(-s.Pid(), syscall.SIGKILL) })
-	leftover := readPID(t, filepath.Join(pidDir, "leftover.pid"))
+	leftover := proctest.ReadPID(t, filepath.Join(pidDir, "leftover.pid"))
 	exchange(t, s, id)
 
 	closeWithin(t, s, closeGrace+5*time.Second)
 	if ps := s.cmd.ProcessState; ps == nil || !ps.Success() {
 		t.Errorf("git after Close: %v, want a clean exit on end of input", ps)
 	}
-	poll(t, "the leftover to be killed", func() bool { return gone(leftover) })
+	proctest.Poll(t, "the leftover to be killed", func() bool { return proctest.Gone(leftover) })
 }
 
 // Close does not wait forever for a process that ignores the end of its
@@ -165,10 +167,10 @@ func TestSessionKillEndsPendingIO(t *testing.T) {
 		if err == nil {
 			t.Error("pending read succeeded after Kill")
 		}
-	case <-time.After(pollTimeout):
-		t.Fatalf("pending read still blocked %v after Kill", pollTimeout)
+	case <-time.After(proctest.Timeout):
+		t.Fatalf("pending read still blocked %v after Kill", proctest.Timeout)
 	}
-	poll(t, "writes to fail after Kill", func() bool {
+	proctest.Poll(t, "writes to fail after Kill", func() bool {
 		_, err := io.WriteString(s.Stdin, "HEAD\n")
 		return err != nil
 	})
@@ -196,7 +198,7 @@ exec %s "$@"
 	want := all.String()[all.Len()-stderrTail:]
 
 	exchange(t, s, id) // the chatter does not disturb the session
-	poll(t, "stderr to end with the last line", func() bool {
+	proctest.Poll(t, "stderr to end with the last line", func() bool {
 		return strings.HasSuffix(s.Stderr(), "line 1000\n")
 	})
 	if got := s.Stderr(); got != want {

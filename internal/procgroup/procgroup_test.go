@@ -7,63 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"gitsync/internal/proctest"
 )
-
-// pollTimeout bounds every wait for a state the test expects to reach.
-const pollTimeout = 10 * time.Second
-
-// poll calls cond every 20 ms until it returns true, and fails the test if
-// that does not happen within pollTimeout.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(pollTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", pollTimeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// readPID waits for a script to write a process ID and a newline to path,
-// and returns that ID. The process is killed when the test ends, in case a
-// failure left it outside any group the test kills.
-func readPID(t *testing.T, path string) int {
-	t.Helper()
-	var pid int
-	poll(t, filepath.Base(path), func() bool {
-		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		return true
-	})
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	return pid
-}
-
-// gone reports whether process pid has exited: it no longer exists, or it
-// is a zombie waiting for a parent (possibly init) to reap it.
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// The state follows the command name, which is in parentheses and
-	// may itself contain spaces or parentheses.
-	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	state := strings.Fields(string(rest))[0]
-	return state == "Z" || state == "X"
-}
 
 // exists reports whether path exists.
 func exists(path string) bool {
@@ -141,8 +90,8 @@ wait
 		t.Fatal(err)
 	}
 	killAtEnd(t, cmd.Process.Pid)
-	readPID(t, filepath.Join(dir, "leader.pid"))
-	child := readPID(t, filepath.Join(dir, "child.pid"))
+	proctest.ReadPID(t, filepath.Join(dir, "leader.pid"))
+	child := proctest.ReadPID(t, filepath.Join(dir, "child.pid"))
 
 	start := time.Now()
 	cancel()
@@ -159,8 +108,8 @@ wait
 	if !exists(filepath.Join(dir, "leader.cleaned")) {
 		t.Error("leader.cleaned missing: the leader did not get SIGTERM before it was killed")
 	}
-	poll(t, "the child's TERM trap to write child.cleaned", func() bool { return exists(filepath.Join(dir, "child.cleaned")) })
-	poll(t, "the child to exit", func() bool { return gone(child) })
+	proctest.Poll(t, "the child's TERM trap to write child.cleaned", func() bool { return exists(filepath.Join(dir, "child.cleaned")) })
+	proctest.Poll(t, "the child to exit", func() bool { return proctest.Gone(child) })
 }
 
 // Members that ignore SIGTERM, the leader and a grandchild alike, are
@@ -181,8 +130,8 @@ while :; do sleep 1; done
 		t.Fatal(err)
 	}
 	killAtEnd(t, cmd.Process.Pid)
-	readPID(t, filepath.Join(dir, "leader.pid"))
-	grandchild := readPID(t, filepath.Join(dir, "grandchild.pid"))
+	proctest.ReadPID(t, filepath.Join(dir, "leader.pid"))
+	grandchild := proctest.ReadPID(t, filepath.Join(dir, "grandchild.pid"))
 
 	start := time.Now()
 	cancel()
@@ -195,7 +144,7 @@ while :; do sleep 1; done
 	if signalOf(cmd.ProcessState) != syscall.SIGKILL {
 		t.Errorf("leader: %v, want killed by SIGKILL", cmd.ProcessState)
 	}
-	poll(t, "the grandchild that ignores SIGTERM to be killed", func() bool { return gone(grandchild) })
+	proctest.Poll(t, "the grandchild that ignores SIGTERM to be killed", func() bool { return proctest.Gone(grandchild) })
 }
 
 // A grandchild that escaped into its own session keeps the command's
@@ -224,12 +173,12 @@ func TestWaitReturnsWhileAGrandchildHoldsThePipes(t *testing.T) {
 				t.Fatal(err)
 			}
 			killAtEnd(t, cmd.Process.Pid)
-			escaped := readPID(t, filepath.Join(dir, "escaped.pid"))
+			escaped := proctest.ReadPID(t, filepath.Join(dir, "escaped.pid"))
 			killAtEnd(t, escaped)
 			if pgid, _ := syscall.Getpgid(escaped); pgid == cmd.Process.Pid {
 				t.Fatal("the grandchild did not leave the group; the test proves nothing")
 			}
-			readPID(t, filepath.Join(dir, "leader.pid"))
+			proctest.ReadPID(t, filepath.Join(dir, "leader.pid"))
 
 			start := time.Now()
 			if tc.cancel {
@@ -250,7 +199,7 @@ func TestWaitReturnsWhileAGrandchildHoldsThePipes(t *testing.T) {
 			if got := stdout.String(); got != "hello\n" {
 				t.Errorf("stdout = %q, want the leader's output", got)
 			}
-			if gone(escaped) {
+			if proctest.Gone(escaped) {
 				t.Error("the escaped grandchild was killed; it is outside the group and should not be")
 			}
 		})
@@ -268,12 +217,12 @@ func TestKillGroupKillsBackgroundChildrenOfAFinishedCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	killAtEnd(t, cmd.Process.Pid)
-	bg := readPID(t, filepath.Join(dir, "bg.pid"))
-	if gone(bg) {
+	bg := proctest.ReadPID(t, filepath.Join(dir, "bg.pid"))
+	if proctest.Gone(bg) {
 		t.Fatal("the background child is gone before KillGroup; the test proves nothing")
 	}
 	KillGroup(cmd)
-	poll(t, "the background child to be killed", func() bool { return gone(bg) })
+	proctest.Poll(t, "the background child to be killed", func() bool { return proctest.Gone(bg) })
 }
 
 func TestKillGroupIgnoresACommandThatNeverStarted(t *testing.T) {
@@ -309,8 +258,8 @@ wait
 	}
 	leader := cmd.Process.Pid
 	killAtEnd(t, leader)
-	readPID(t, filepath.Join(dir, "leader.pid"))
-	member := readPID(t, filepath.Join(dir, "member.pid"))
+	proctest.ReadPID(t, filepath.Join(dir, "leader.pid"))
+	member := proctest.ReadPID(t, filepath.Join(dir, "member.pid"))
 	if pgid, err := syscall.Getpgid(member); err != nil || pgid != leader {
 		t.Fatalf("member's process group = %d (%v), want the leader's %d", pgid, err, leader)
 	}
@@ -320,11 +269,11 @@ wait
 	if signalOf(cmd.ProcessState) != syscall.SIGKILL {
 		t.Errorf("leader: %v, want os/exec's SIGKILL (an exit means its TERM trap ran: the group was signalled)", cmd.ProcessState)
 	}
-	if gone(member) {
+	if proctest.Gone(member) {
 		t.Fatal("the group member died when the context ended")
 	}
 	KillGroup(cmd)
-	poll(t, "KillGroup to end the member", func() bool { return gone(member) })
+	proctest.Poll(t, "KillGroup to end the member", func() bool { return proctest.Gone(member) })
 	if exists(filepath.Join(dir, "member.termed")) {
 		t.Error("the group member got SIGTERM")
 	}
