@@ -51,6 +51,17 @@ type Config struct {
 	PrePublishHook HookConfig
 	Webhook        WebhookConfig
 
+	// PublishGate blocks a publish unless its command exits 0 (Backoff
+	// unused). An empty Command means no gate.
+	PublishGate HookConfig
+	// VerifySignatures is VerifyCommit, VerifyTag or "" (no verification).
+	VerifySignatures   string
+	AllowedSignersFile string // SSH signers, git's gpg.ssh.allowedSignersFile format
+	GPGKeyringFile     string // armored OpenPGP public keys
+	// KeepWorktrees is how many previously published trees are kept besides
+	// the current one, whatever StaleWorktreeTimeout says.
+	KeepWorktrees int
+
 	Username     string
 	Password     secret.Secret
 	PasswordFile string
@@ -76,6 +87,12 @@ const (
 	SubmodulesRecursive = "recursive"
 	SubmodulesShallow   = "shallow"
 	SubmodulesOff       = "off"
+)
+
+// Values of Config.VerifySignatures.
+const (
+	VerifyCommit = "commit"
+	VerifyTag    = "tag"
 )
 
 // Values of Config.GitGC.

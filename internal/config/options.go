@@ -99,13 +99,14 @@ const (
 	topicLoop     = "Sync loop"
 	topicGit      = "Git"
 	topicHooks    = "Hooks"
+	topicVerify   = "Signature verification"
 	topicAuth     = "Authentication"
 	topicHTTP     = "HTTP endpoint"
 	topicInfo     = "Logging and information"
 	topicOldFlags = "Deprecated spellings"
 )
 
-var topicOrder = []string{topicRepo, topicFiles, topicLoop, topicGit, topicHooks, topicAuth, topicHTTP, topicInfo, topicOldFlags}
+var topicOrder = []string{topicRepo, topicFiles, topicLoop, topicGit, topicHooks, topicVerify, topicAuth, topicHTTP, topicInfo, topicOldFlags}
 
 // Defaults that appear in more than one place.
 const (
@@ -130,6 +131,7 @@ func setDefaults(c *Config) {
 			Timeout: 30 * time.Second,
 			Backoff: 3 * time.Second,
 		},
+		PublishGate: HookConfig{Timeout: time.Minute},
 		Webhook: WebhookConfig{
 			Method:        "POST",
 			SuccessStatus: 200,
@@ -210,6 +212,13 @@ func (p *parser) options() []*option {
 			name: "stale-worktree-timeout", arg: "DURATION", value: durationValue{&c.StaleWorktreeTimeout}, def: "0s", topic: topicFiles,
 			usage: "How long a tree is kept after it stops being published; 0 removes it at the next cleanup.",
 			more:  "The clock starts when the tree is replaced and survives restarts, so readers that still hold the old tree get this much time.",
+		},
+		{
+			name: "keep-worktrees", arg: "N", value: intValue{&c.KeepWorktrees}, def: "0", topic: topicFiles,
+			usage: "Keep the N most recently published trees besides the current one, whatever --stale-worktree-timeout says; 0 keeps none.",
+			more: "A tree is removed when it is outside the last N and past --stale-worktree-timeout: both rules must agree. " +
+				"This bounds disk use by count, so a reader that holds a tree for a while keeps it through a burst of commits; " +
+				"git gc still reclaims what removed trees held. git_sync_worktrees_kept reports how many are kept.",
 		},
 		{
 			name: "group-write", value: boolValue{&c.GroupWrite}, def: "false", topic: topicFiles,
@@ -304,6 +313,21 @@ func (p *parser) options() []*option {
 			usage: "How long to wait before running a failed pre-publish hook again; at least 1s.",
 		},
 		{
+			name: "publish-gate-command", arg: "COMMAND", value: stringValue{&c.PublishGate.Command}, topic: topicHooks,
+			usage: "A program run in a new, complete tree before it is published, with $GITSYNC_HASH set; only exit status 0 publishes it.",
+			more: "It runs with the same environment as the exec hooks, and no arguments. Any other exit status, or running past " +
+				"--publish-gate-timeout (its whole process group is then killed), rejects the commit: the current tree stays " +
+				"published, the rejection is logged as an error (and written to --error-file) with the last lines of the " +
+				"program's output, git_sync_gate_rejections_total counts it, and the rejected tree is removed. The verdict is " +
+				"remembered per commit: a rejected commit is not gated again until --ref moves. With --one-time a rejection " +
+				"exits 1. Unlike --pre-publish-exechook-command, which never stops a publish, the gate decides. With " +
+				"--verify-signatures, only a commit whose signature was verified reaches the gate.",
+		},
+		{
+			name: "publish-gate-timeout", arg: "DURATION", value: durationValue{&c.PublishGate.Timeout}, def: "1m", topic: topicHooks,
+			usage: "How long the publish gate may run before it is killed and the commit rejected; at least 1s.",
+		},
+		{
 			name: "webhook-url", arg: "URL", value: stringValue{&c.Webhook.URL}, topic: topicHooks,
 			usage: "A URL to call after each new commit is published, with the hash in the Gitsync-Hash header.",
 		},
@@ -391,6 +415,27 @@ func (p *parser) options() []*option {
 		{
 			name: "github-base-url", arg: "URL", value: stringValue{&c.GitHubApp.BaseURL}, def: defaultGitHubBaseURL, topic: topicAuth,
 			usage: "The GitHub API base URL, for GitHub Enterprise Server; a missing final / is added.",
+		},
+
+		// Signature verification.
+		{
+			name: "verify-signatures", arg: "MODE", value: stringValue{&c.VerifySignatures}, topic: topicVerify,
+			usage: "Publish only signed commits: \"commit\" requires a good signature on the commit, \"tag\" requires --ref to be an annotated tag with a good signature.",
+			more: "Keys come from --allowed-signers-file (SSH signatures) and/or --gpg-keyring-file (OpenPGP); at least one is " +
+				"required. Verification fails closed: an unsigned commit or tag, a bad signature, a key that is unknown or " +
+				"expired, a lightweight tag, or a key file that cannot be read means the commit is not published, the current " +
+				"tree stays, an error says which, and git_sync_signature_failures_total counts it by reason. Only the commit " +
+				"(or tag) to be published is verified, never its history: with --depth=1 that is all git-sync has, and with " +
+				"any depth the ancestors are not checked. The key files are read again when they change, so keys can be rotated.",
+		},
+		{
+			name: "allowed-signers-file", arg: "FILE", value: stringValue{&c.AllowedSignersFile}, topic: topicVerify,
+			usage: "The SSH keys trusted to sign, in the format of git's gpg.ssh.allowedSignersFile (see ssh-keygen(1), ALLOWED SIGNERS).",
+			more:  "Options such as valid-before and valid-after are honoured: a signature made outside a key's validity is refused as expired.",
+		},
+		{
+			name: "gpg-keyring-file", arg: "FILE", value: stringValue{&c.GPGKeyringFile}, topic: topicVerify,
+			usage: "Armored OpenPGP public keys trusted to sign; git-sync imports them into a private keyring that it creates and removes.",
 		},
 
 		// HTTP endpoint.

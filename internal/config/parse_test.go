@@ -46,6 +46,7 @@ func defaultConfig(git string) Config {
 		Git:               git,
 		ExecHook:          HookConfig{Timeout: 30 * time.Second, Backoff: 3 * time.Second},
 		PrePublishHook:    HookConfig{Timeout: 30 * time.Second, Backoff: 3 * time.Second},
+		PublishGate:       HookConfig{Timeout: time.Minute},
 		Webhook:           WebhookConfig{Method: "POST", SuccessStatus: 200, Timeout: time.Second, Backoff: 3 * time.Second},
 		SSHKeyFiles:       []string{"/etc/git-secret/ssh"},
 		SSHKnownHosts:     true,
@@ -161,6 +162,9 @@ var settingCases = []struct {
 	{"pre-publish-exechook-command", "/bin/pre", func(c *Config) { c.PrePublishHook.Command = "/bin/pre" }},
 	{"pre-publish-exechook-timeout", "1m", func(c *Config) { c.PrePublishHook.Timeout = time.Minute }},
 	{"pre-publish-exechook-backoff", "5s", func(c *Config) { c.PrePublishHook.Backoff = 5 * time.Second }},
+	{"publish-gate-command", "/bin/gate", func(c *Config) { c.PublishGate.Command = "/bin/gate" }},
+	{"publish-gate-timeout", "5s", func(c *Config) { c.PublishGate.Timeout = 5 * time.Second }},
+	{"keep-worktrees", "5", func(c *Config) { c.KeepWorktrees = 5 }},
 	{"webhook-url", "http://hook/x", func(c *Config) { c.Webhook.URL = "http://hook/x" }},
 	{"webhook-method", "PUT", func(c *Config) { c.Webhook.Method = "PUT" }},
 	{"webhook-success-status", "204", func(c *Config) { c.Webhook.SuccessStatus = 204 }},
@@ -184,6 +188,7 @@ var settingsTestedElsewhere = []string{
 	"username", "password", "password-file", "github-app-private-key-file", "github-app-private-key",
 	"github-app-application-id", "github-app-client-id", "github-app-installation-id",
 	"http-metrics", "http-pprof", "git",
+	"verify-signatures", "allowed-signers-file", "gpg-keyring-file", // TestVerifySignatures
 }
 
 // TestEverySetting sets each option by flag, by $GITSYNC_ name and by
@@ -713,6 +718,13 @@ func TestValidationMessages(t *testing.T) {
 		{[]string{"--exechook-backoff=0s"}, nil, "--exechook-backoff must be at least 1s, got 0s"},
 		{[]string{"--pre-publish-exechook-timeout=10ms"}, nil, "--pre-publish-exechook-timeout must be at least 1s, got 10ms"},
 		{[]string{"--pre-publish-exechook-backoff=999ms"}, nil, "--pre-publish-exechook-backoff must be at least 1s, got 999ms"},
+		{[]string{"--publish-gate-timeout=10ms"}, nil, "--publish-gate-timeout must be at least 1s, got 10ms"},
+		{[]string{"--keep-worktrees=-1"}, nil, "--keep-worktrees must not be negative, got -1"},
+		{[]string{"--verify-signatures=yes", "--allowed-signers-file=/s"}, nil, `--verify-signatures must be one of commit, tag; got "yes"`},
+		{[]string{"--verify-signatures=commit"}, nil, "--verify-signatures needs --allowed-signers-file or --gpg-keyring-file"},
+		{[]string{"--allowed-signers-file=/s"}, nil, "--allowed-signers-file needs --verify-signatures"},
+		{nil, []string{"GITSYNC_GPG_KEYRING_FILE=/k"}, "--gpg-keyring-file (from $GITSYNC_GPG_KEYRING_FILE) needs --verify-signatures"},
+		{[]string{"--verify-signatures=tag", "--gpg-keyring-file=/k", "--ref=" + strings.Repeat("a", 40)}, nil, "--verify-signatures=tag needs --ref to name an annotated tag, not a commit hash"},
 		{[]string{"--webhook-timeout=100ms"}, nil, "--webhook-timeout must be at least 1s, got 100ms"},
 		{[]string{"--webhook-backoff=100ms"}, nil, "--webhook-backoff must be at least 1s, got 100ms"},
 		{[]string{"--webhook-success-status=42"}, nil, "--webhook-success-status must be an HTTP status (100-599), or 0 or -1 for fire and forget; got 42"},
@@ -960,5 +972,22 @@ func TestSecretsStayOut(t *testing.T) {
 		if strings.Contains(w, pw) {
 			t.Errorf("warning reveals the secret: %s", w)
 		}
+	}
+}
+
+// TestVerifySignatures sets the signature options together (each alone is
+// invalid) by flag and by environment.
+func TestVerifySignatures(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+	}{
+		{[]string{"--verify-signatures=tag", "--allowed-signers-file=/s"}, []string{"GITSYNC_GPG_KEYRING_FILE=/k"}},
+		{nil, []string{"GITSYNC_VERIFY_SIGNATURES=tag", "GITSYNC_ALLOWED_SIGNERS_FILE=/s", "GITSYNC_GPG_KEYRING_FILE=/k"}},
+	} {
+		r := mustParse(t, tc.args, tc.env...)
+		want := defaultConfig(r.Config.Git)
+		want.VerifySignatures, want.AllowedSignersFile, want.GPGKeyringFile = VerifyTag, "/s", "/k"
+		compare(t, r.Config, want)
 	}
 }

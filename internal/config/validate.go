@@ -83,6 +83,9 @@ func (p *parser) validate() {
 		c.InitMaxFailures = c.MaxFailures
 	}
 	p.atLeast("stale-worktree-timeout", c.StaleWorktreeTimeout, 0)
+	if c.KeepWorktrees < 0 {
+		p.fail("%s must not be negative, got %d", p.nameOf("keep-worktrees"), c.KeepWorktrees)
+	}
 	if p.syncOnSignal != "" {
 		sig, err := parseSignal(p.syncOnSignal)
 		if err != nil {
@@ -104,6 +107,7 @@ func (p *parser) validate() {
 	p.atLeast("exechook-backoff", c.ExecHook.Backoff, minHookTimeout)
 	p.atLeast("pre-publish-exechook-timeout", c.PrePublishHook.Timeout, minHookTimeout)
 	p.atLeast("pre-publish-exechook-backoff", c.PrePublishHook.Backoff, minHookTimeout)
+	p.atLeast("publish-gate-timeout", c.PublishGate.Timeout, minHookTimeout)
 	p.atLeast("webhook-timeout", c.Webhook.Timeout, minHookTimeout)
 	p.atLeast("webhook-backoff", c.Webhook.Backoff, minHookTimeout)
 	if c.Webhook.SuccessStatus == -1 {
@@ -118,6 +122,8 @@ func (p *parser) validate() {
 			p.fail("%s must not be empty", p.nameOf("webhook-method"))
 		}
 	}
+
+	p.validateVerify()
 
 	// HTTP endpoint and logging.
 	if c.HTTPMetrics && c.HTTPBind == "" {
@@ -423,4 +429,25 @@ func signalName(sig syscall.Signal) string {
 		}
 	}
 	return fmt.Sprintf("signal %d", int(sig))
+}
+
+// validateVerify checks the signature options: a mode needs at least one key
+// file, and key files without a mode would silently verify nothing.
+func (p *parser) validateVerify() {
+	c := p.cfg
+	if c.VerifySignatures == "" {
+		for _, name := range []string{"allowed-signers-file", "gpg-keyring-file"} {
+			if p.byName[name].src != fromDefault {
+				p.fail("%s needs --verify-signatures", p.nameOf(name))
+			}
+		}
+		return
+	}
+	p.oneOf("verify-signatures", c.VerifySignatures, VerifyCommit, VerifyTag)
+	if c.AllowedSignersFile == "" && c.GPGKeyringFile == "" {
+		p.fail("%s needs --allowed-signers-file or --gpg-keyring-file", p.nameOf("verify-signatures"))
+	}
+	if c.VerifySignatures == VerifyTag && IsCommitHash(c.Ref) {
+		p.fail("%s=tag needs --ref to name an annotated tag, not a commit hash", p.nameOf("verify-signatures"))
+	}
 }
