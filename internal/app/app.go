@@ -228,6 +228,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		Repo: cfg.Repo, Ref: cfg.Ref, Depth: cfg.Depth, Filter: cfg.Filter,
 		Submodules: cfg.Submodules, SparseCheckoutFile: cfg.SparseCheckoutFile,
 		GitGC: cfg.GitGC, StaleWorktreeTimeout: cfg.StaleWorktreeTimeout,
+		KeepWorktrees: cfg.KeepWorktrees, OnKept: m.SetWorktreesKept,
 		GroupWrite: cfg.GroupWrite, Git: cfg.Git,
 		BaseEnv:     append(append([]string{}, env...), creds.Env()...),
 		ExtraConfig: creds.GitConfig(),
@@ -268,7 +269,12 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		post = append(post, startHook(hook.NewWebhook(cfg.Webhook, log), cfg.Webhook.Backoff))
 	}
 
+	checks, err := publishChecks(ctx, cfg, r, m, log)
+	if err != nil {
+		return err
+	}
 	loop := syncloop.New(syncloop.Options{
+		Checks: checks,
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
 		MaxFailures: cfg.MaxFailures, InitMaxFailures: cfg.InitMaxFailures,
 		// --error-file is written by the logger (package errorfile) and

@@ -34,7 +34,7 @@ type execHook struct {
 // which is killed, grandchildren included, when cfg.Timeout passes (0 = no
 // timeout of its own) or the attempt's context ends, and again when the
 // program exits, so background children cannot outlive an attempt. Its
-// stdout and stderr are read to the end but only their last maxOutput bytes
+// stdout and stderr are read to the end but only their last MaxOutput bytes
 // each are kept: logged at verbosity 6 (slog level -6), and the end of
 // stderr in a failure's error. name labels logs and metrics, e.g. "exechook".
 func NewExec(name string, cfg config.HookConfig, dir func(hash string) string, env []string, log *slog.Logger) Hook {
@@ -56,8 +56,8 @@ func (h *execHook) Do(ctx context.Context, hash string) error {
 	}
 	cmd := exec.CommandContext(ctx, h.cfg.Command)
 	cmd.Dir = h.dir(hash)
-	cmd.Env = append(h.env, "GITSYNC_HASH="+hash)
-	stdout, stderr := newTailWriter(maxOutput), newTailWriter(maxOutput)
+	cmd.Env = Env(h.env, hash)
+	stdout, stderr := NewTailWriter(MaxOutput), NewTailWriter(MaxOutput)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	procgroup.Prepare(cmd)
@@ -84,4 +84,10 @@ func (h *execHook) Do(ctx context.Context, hash string) error {
 		err = fmt.Errorf("%w; stderr: %s", err, s)
 	}
 	return err
+}
+
+// Env is the environment of an exec hook, and of the publish gate, for the
+// commit hash: base (git-sync's children's environment) plus GITSYNC_HASH.
+func Env(base []string, hash string) []string {
+	return append(slices.Clip(base), "GITSYNC_HASH="+hash)
 }

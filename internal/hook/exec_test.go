@@ -350,8 +350,8 @@ exit 1
 		}
 	}
 	for name, out := range map[string]string{"stdout": rec.Stdout, "stderr": rec.Stderr} {
-		if len(out) < maxOutput || len(out) > maxOutput+64 {
-			t.Errorf("the verbose log holds %d bytes of the hook's %s, want its last %d and a note", len(out), name, maxOutput)
+		if len(out) < MaxOutput || len(out) > MaxOutput+64 {
+			t.Errorf("the verbose log holds %d bytes of the hook's %s, want its last %d and a note", len(out), name, MaxOutput)
 		}
 		if !strings.Contains(out, "earlier bytes not kept") {
 			t.Errorf("the logged %s does not say that output was dropped", name)
@@ -367,7 +367,7 @@ func tailOf(s string, n int) string {
 }
 
 func TestTailWriter(t *testing.T) {
-	w := newTailWriter(8)
+	w := NewTailWriter(8)
 	if got := w.String(); got != "" {
 		t.Errorf("empty: %q", got)
 	}
@@ -386,7 +386,7 @@ func TestTailWriter(t *testing.T) {
 		t.Errorf("buffer grew to %d bytes for a limit of 8", cap(w.buf))
 	}
 	// One write larger than the limit.
-	w = newTailWriter(4)
+	w = NewTailWriter(4)
 	if n, err := w.Write([]byte("0123456789")); n != 10 || err != nil {
 		t.Errorf("Write = %d, %v", n, err)
 	}

@@ -5,28 +5,30 @@ import (
 	"sync"
 )
 
-// maxOutput bounds how much of each of a hook's output streams git-sync
+// MaxOutput bounds how much of each of a hook's output streams git-sync
 // keeps (for the verbose log and, for stderr, the error). A hook may write
 // without pause (a build log, `yes`, a loop gone wrong) and one did drive
 // git-sync to 1.4 GB in 4 seconds when all of it was kept; the rest is
 // read and dropped, so the hook never blocks on a full pipe.
-const maxOutput = 64 << 10
+const MaxOutput = 64 << 10
 
-// tailWriter keeps the last max bytes written to it and counts the rest.
+// TailWriter keeps the last max bytes written to it and counts the rest: the
+// bounded output capture of exec hooks and the publish gate.
 // It is safe for concurrent use (exec copies stdout and stderr from two
 // goroutines, and each stream has its own writer, but the log may read
 // while a killed hook's escaped child still writes).
-type tailWriter struct {
+type TailWriter struct {
 	mu      sync.Mutex
 	max     int
 	buf     []byte // at most 2*max bytes; the tail is the last max of them
 	dropped int64  // bytes written but no longer kept
 }
 
-func newTailWriter(max int) *tailWriter { return &tailWriter{max: max} }
+// NewTailWriter returns a TailWriter that keeps max bytes.
+func NewTailWriter(max int) *TailWriter { return &TailWriter{max: max} }
 
 // Write implements io.Writer; it never fails.
-func (w *tailWriter) Write(p []byte) (int, error) {
+func (w *TailWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := len(p)
@@ -48,7 +50,7 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 
 // String returns what is kept, at most max bytes, preceded by a note of how
 // much came before it when some was dropped.
-func (w *tailWriter) String() string {
+func (w *TailWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	tail := w.buf

@@ -66,6 +66,9 @@ type Metrics struct {
 	askpassCalls *family
 	appRefresh   *family
 	hookRuns     *family
+	gateRejects  *family
+	sigFailures  *family
+	kept         *family
 }
 
 // New creates the metrics, with every sync outcome present from the start
@@ -81,7 +84,12 @@ func New() *Metrics {
 		askpassCalls: newFamily("git_sync_askpass_calls", "counter", "Number of calls to the askpass URL, by outcome.", "status"),
 		appRefresh:   newFamily("git_sync_refresh_github_app_token_count", "counter", "Number of GitHub App token refreshes, by outcome.", "status"),
 		hookRuns:     newFamily("git_sync_hook_run_count_total", "counter", "Number of hook attempts, by hook name and outcome.", "name", "status"),
+		gateRejects:  newFamily("git_sync_gate_rejections_total", "counter", "Number of new commits the publish gate refused."),
+		sigFailures:  newFamily("git_sync_signature_failures_total", "counter", "Number of new commits refused by signature verification, by reason.", "reason"),
+		kept:         newFamily("git_sync_worktrees_kept", "gauge", "Number of trees on disk besides the published one (see --keep-worktrees)."),
 	}
+	m.gateRejects.counts[""] = 0
+	m.kept.counts[""] = 0
 	for _, s := range []string{StatusSuccess, StatusError, StatusNoop} {
 		m.syncCount.counts[s] = 0
 		m.syncDuration.counts[s] = 0
@@ -137,6 +145,25 @@ func (m *Metrics) HookRun(name, status string) {
 	m.add(func(m *Metrics) *family { return m.hookRuns }, name, status)
 }
 
+// GateRejection counts one commit refused by the publish gate.
+func (m *Metrics) GateRejection() { m.add(func(m *Metrics) *family { return m.gateRejects }) }
+
+// SignatureFailure counts one commit refused by signature verification;
+// reason is one of the verify package's reasons.
+func (m *Metrics) SignatureFailure(reason string) {
+	m.add(func(m *Metrics) *family { return m.sigFailures }, reason)
+}
+
+// SetWorktreesKept sets the number of trees on disk besides the published one.
+func (m *Metrics) SetWorktreesKept(n int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.kept.counts[""] = float64(n)
+	m.mu.Unlock()
+}
+
 // ServeHTTP serves the exposition (GET /metrics).
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -149,7 +176,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept} {
 		f.write(&b)
 	}
 	m.mu.Unlock()

@@ -185,6 +185,10 @@ var ownFamilies = map[string]dto.MetricType{
 	"git_sync_askpass_calls":                  dto.MetricType_COUNTER,
 	"git_sync_refresh_github_app_token_count": dto.MetricType_COUNTER,
 	"git_sync_hook_run_count_total":           dto.MetricType_COUNTER,
+	// Beyond upstream (issue 15).
+	"git_sync_gate_rejections_total":    dto.MetricType_COUNTER,
+	"git_sync_signature_failures_total": dto.MetricType_COUNTER,
+	"git_sync_worktrees_kept":           dto.MetricType_GAUGE,
 }
 
 // value returns the value of the only, unlabelled sample of family name.
@@ -213,6 +217,7 @@ func TestStandardSeries(t *testing.T) {
 	m.HookRun("exechook", "success")
 	m.AskpassCall("success")
 	m.GitHubAppRefresh("error")
+	m.SignatureFailure("unsigned")
 	fams := parse(t, scrape(t, m))
 
 	for _, want := range []map[string]dto.MetricType{standardFamilies, ownFamilies} {
@@ -347,4 +352,30 @@ func TestLargeCountersAreIntegers(t *testing.T) {
 	m.syncCount.counts[StatusNoop] = 12345678
 	m.mu.Unlock()
 	wantLines(t, scrape(t, m), `git_sync_count_total{status="noop"} 12345678`)
+}
+
+// TestPublishCounters: the gate, signature and retention series count what
+// they are told, through the real parser.
+func TestPublishCounters(t *testing.T) {
+	m := New()
+	fams := parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_gate_rejections_total"); v != 0 {
+		t.Fatalf("gate rejections before any = %v", v)
+	}
+	m.GateRejection()
+	m.GateRejection()
+	m.SetWorktreesKept(7)
+	m.SetWorktreesKept(5)
+	m.SignatureFailure("expired-key")
+	fams = parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_gate_rejections_total"); v != 2 {
+		t.Errorf("gate rejections = %v, want 2", v)
+	}
+	if v := value(t, fams, "git_sync_worktrees_kept"); v != 5 {
+		t.Errorf("worktrees kept = %v, want 5", v)
+	}
+	f := fams["git_sync_signature_failures_total"]
+	if f == nil || len(f.Metric) != 1 || f.Metric[0].GetLabel()[0].GetValue() != "expired-key" || f.Metric[0].Counter.GetValue() != 1 {
+		t.Errorf("signature failures = %v", f)
+	}
 }

@@ -29,6 +29,7 @@ type Options struct {
 	SparseCheckoutFile   string
 	GitGC                string
 	StaleWorktreeTimeout time.Duration
+	KeepWorktrees        int // previously published trees kept besides the current one (--keep-worktrees)
 	GroupWrite           bool
 
 	Git         string
@@ -37,6 +38,9 @@ type Options struct {
 	UserConfig  []gitconfig.Entry // --git-config and --git-config-add
 
 	Log *slog.Logger
+	// OnKept, if set, learns after each cleanup how many trees besides the
+	// current one are on disk (the git_sync_worktrees_kept gauge).
+	OnKept func(n int)
 }
 
 // Repo is an opened root. It is used by one goroutine at a time.
@@ -58,6 +62,7 @@ type Repo struct {
 	published  string // hash the link points at (a worktree under .worktrees), "" if none
 	legacyPath string // an old-layout tree the link pointed at when we started, to remove after republishing
 	lastRemote string // object name the last fetch brought (FETCH_HEAD, unpeeled)
+	held       string // a commit --ref names that was refused (see Reject); "" once --ref moves
 	synced     bool   // a fetch succeeded in this run
 	refIsHash  bool   // --ref is a commit hash: once synced, nothing more to fetch
 	needRepair bool   // the last attempt failed (or startup could not finish): repair first
@@ -70,12 +75,20 @@ type Repo struct {
 type Candidate struct {
 	Hash    string // the commit to publish; on an idle poll, the published one
 	Fetched bool   // this attempt fetched (an update sync; counts in git_fetch_count_total)
-	NewHash bool   // Hash is not the published commit: the pre-publish hook runs for it
+	NewHash bool   // Hash is not the published commit: checks and the pre-publish hook run for it
+	// Held is, on an idle poll, a commit --ref still names that was
+	// refused (see Reject): the refusal stands.
+	Held string
 
 	publish bool   // the link must point at Hash's worktree (new hash or rebuilt tree)
 	aside   string // a replacement for the published tree, built beside it, to swap in
 	remote  string // the object FETCH_HEAD named (unpeeled), for the change detector
 }
+
+// Object is the object the fetch of --ref named: an annotated tag's own
+// object when --ref is one, else the commit (Hash). "" when nothing was
+// fetched.
+func (c Candidate) Object() string { return c.remote }
 
 // Result describes one completed attempt.
 type Result struct {
@@ -204,16 +217,16 @@ func (r *Repo) Prepare(ctx context.Context, fetch bool) (c Candidate, err error)
 		r.needRepair = false
 	}
 	healthy := r.linkHealthy() && r.worktreeHealthy(r.published)
-	if r.synced && healthy && !fetch {
+	if (r.synced || r.held != "") && healthy && !fetch {
 		if r.refIsHash {
-			return Candidate{Hash: r.published}, nil
+			return Candidate{Hash: r.published, Held: r.held}, nil
 		}
 		unchanged, err := r.remoteUnchanged(ctx)
 		if err != nil {
 			return Candidate{}, err
 		}
 		if unchanged {
-			return Candidate{Hash: r.published}, nil
+			return Candidate{Hash: r.published, Held: r.held}, nil
 		}
 	}
 
@@ -221,6 +234,7 @@ func (r *Repo) Prepare(ctx context.Context, fetch bool) (c Candidate, err error)
 	if err != nil {
 		return Candidate{}, err
 	}
+	r.held = "" // --ref moved (or is asked again): a new decision follows
 	c = Candidate{Hash: commit, Fetched: true, remote: fetched}
 	if commit == r.published && healthy {
 		if r.synced {
@@ -300,6 +314,32 @@ func (r *Repo) Publish(ctx context.Context, c Candidate) (res Result, err error)
 		}
 	}
 	return res, r.finish(ctx, time.Now())
+}
+
+// Reject discards a candidate that must not be published (refused by a
+// signature check or the publish gate): its worktree is removed, crash-safely,
+// unless the link points at it, and the commit is remembered as held, so
+// that polls stay idle until --ref moves instead of fetching and building it
+// again. What is published does not change.
+func (r *Repo) Reject(ctx context.Context, c Candidate) error {
+	if !c.Fetched {
+		return nil
+	}
+	r.held, r.lastRemote = c.Hash, c.remote
+	if c.aside != "" {
+		if err := r.removeTree(c.aside); err != nil {
+			return fmt.Errorf("discard refused commit %s: %w", c.Hash, err)
+		}
+	}
+	if !c.publish || r.isLive(c.Hash) {
+		return nil
+	}
+	if err := r.removeWorktree(c.Hash); err != nil {
+		r.failed()
+		return fmt.Errorf("discard refused commit %s: %w", c.Hash, err)
+	}
+	r.log.Log(ctx, slog.Level(-1), "removed refused worktree", "hash", c.Hash)
+	return nil
 }
 
 // failed records a failed attempt: the next one repairs first.

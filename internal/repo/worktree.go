@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -361,11 +362,15 @@ func (r *Repo) removeWorktree(hash string) error {
 }
 
 // cleanup removes expired stale worktrees and anything else found directly
-// under .worktrees, keeping current. It costs one directory listing plus a
-// stat per non-current entry. It reports how many entries were removed.
+// under .worktrees, keeping current. A tree is expired when it is past
+// --stale-worktree-timeout and not among the --keep-worktrees most recently
+// published (a tree's modification time is when it stopped being current).
+// It costs one directory listing plus a stat per non-current entry. It
+// reports how many entries were removed.
 func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 	entries, err := os.ReadDir(filepath.Join(r.root, WorktreesDir))
 	if errors.Is(err, os.ErrNotExist) {
+		r.reportKept(0)
 		return 0, nil
 	}
 	if err != nil {
@@ -373,6 +378,11 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 	}
 	removed := 0
 	var errs []error
+	type tree struct {
+		name    string
+		retired time.Time
+	}
+	var trees []tree
 	for _, e := range entries {
 		name := e.Name()
 		if name == current {
@@ -383,21 +393,42 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 			if err != nil {
 				continue // vanished meanwhile
 			}
-			if now.Sub(info.ModTime()) < r.opts.StaleWorktreeTimeout {
-				continue
-			}
-			if err := r.removeWorktree(name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		} else if err := os.RemoveAll(filepath.Join(r.root, WorktreesDir, name)); err != nil {
+			trees = append(trees, tree{name, info.ModTime()})
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(r.root, WorktreesDir, name)); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		r.log.Info("removed stale worktree", "name", name)
 		removed++
 	}
+	// Newest first: the first --keep-worktrees are kept whatever their age.
+	slices.SortFunc(trees, func(a, b tree) int { return b.retired.Compare(a.retired) })
+	kept := 0
+	for i, t := range trees {
+		if i < r.opts.KeepWorktrees || now.Sub(t.retired) < r.opts.StaleWorktreeTimeout {
+			kept++
+			continue
+		}
+		if err := r.removeWorktree(t.name); err != nil {
+			errs = append(errs, err)
+			kept++
+			continue
+		}
+		r.log.Info("removed stale worktree", "name", t.name)
+		removed++
+	}
+	r.reportKept(kept)
 	return removed, errors.Join(errs...)
+}
+
+// reportKept tells Options.OnKept how many trees besides the current one
+// are on disk.
+func (r *Repo) reportKept(n int) {
+	if r.opts.OnKept != nil {
+		r.opts.OnKept(n)
+	}
 }
 
 // pruneAdminDirs removes git's administrative directories of worktrees that

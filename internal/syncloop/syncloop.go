@@ -30,7 +30,23 @@ type Syncer interface {
 	// changed: a triggered sync fetches at once.
 	Prepare(ctx context.Context, fetch bool) (repo.Candidate, error)
 	Publish(ctx context.Context, c repo.Candidate) (repo.Result, error)
+	// Reject discards a candidate a Check refused; the published tree stays.
+	Reject(ctx context.Context, c repo.Candidate) error
 	HashDone() bool
+}
+
+// Check decides whether a new commit may be published (implemented by
+// *verify.Verifier and *gate.Gate). hash is the commit, object what the
+// fetch of --ref named (an annotated tag's object for a tag). An error
+// refuses the commit, unless ctx has ended (then the attempt failed).
+type Check interface {
+	Check(ctx context.Context, hash, object string) error
+}
+
+// KeyWatcher is a Check whose verdicts depend on files that can change
+// (signature keys): a refused commit is checked again when they do.
+type KeyWatcher interface {
+	KeysChanged() bool
 }
 
 // Refresher refreshes credentials before each attempt (implemented by
@@ -60,6 +76,10 @@ type Options struct {
 	ErrorFile                    *errorfile.File // nil = none; written by the logger, removed here
 	FileMode                     os.FileMode
 	Log                          *slog.Logger
+	// Checks run in order on each new commit between Prepare and Publish,
+	// before the pre-publish hook; the first refusal keeps the commit from
+	// being published.
+	Checks []Check
 }
 
 // Loop runs sync attempts.
@@ -72,6 +92,7 @@ type Loop struct {
 	postHooks  []Hook // post-publish hooks
 	trigger    chan struct{}
 	ready      atomic.Bool
+	held       bool // --ref names a refused commit: keep the error, re-check on key changes
 
 	log *slog.Logger
 }
@@ -108,6 +129,9 @@ type Attempt struct {
 	// PrePublishErr is the pre-publish hook's error; publishing went ahead
 	// (upstream's semantics).
 	PrePublishErr error
+	// Rejected is a Check's refusal of the new commit: nothing new was
+	// published. Not a sync failure: the loop keeps polling.
+	Rejected error
 }
 
 // SyncOnce runs one attempt bounded by --sync-timeout and does its
@@ -132,7 +156,7 @@ func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	}
 	res := a.Result
 	switch {
-	case a.Err != nil:
+	case a.Err != nil, a.Rejected != nil:
 		l.metrics.ObserveSync(metrics.StatusError, time.Since(start))
 	case res.Fetched:
 		l.metrics.ObserveSync(metrics.StatusSuccess, time.Since(start))
@@ -141,6 +165,10 @@ func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 		l.metrics.ObserveSync(metrics.StatusNoop, time.Since(start))
 	}
 	if a.Err != nil {
+		return a
+	}
+	if a.Rejected != nil {
+		l.logError("new commit refused; the published tree stays", a.Rejected)
 		return a
 	}
 	if res.Fetched {
@@ -164,7 +192,7 @@ func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	} else {
 		l.log.Log(ctx, slog.Level(-2), "no change", "hash", res.Hash)
 	}
-	if a.PrePublishErr == nil {
+	if a.PrePublishErr == nil && !l.held {
 		l.clearError()
 	}
 	return a
@@ -178,9 +206,15 @@ func (l *Loop) attempt(ctx context.Context, oneTime, triggered bool) Attempt {
 			return Attempt{Err: fmt.Errorf("refresh credentials: %w", err)}
 		}
 	}
-	c, err := l.syncer.Prepare(ctx, triggered)
+	c, err := l.syncer.Prepare(ctx, triggered || l.held && l.keysChanged())
 	if err != nil {
 		return Attempt{Err: err}
+	}
+	l.held = c.Held != ""
+	if c.NewHash {
+		if rejected, err := l.check(ctx, c); err != nil || rejected != nil {
+			return Attempt{Result: repo.Result{Hash: c.Hash}, Err: err, Rejected: rejected}
+		}
 	}
 	var a Attempt
 	if c.NewHash && l.prePublish != nil {
@@ -191,6 +225,40 @@ func (l *Loop) attempt(ctx context.Context, oneTime, triggered bool) Attempt {
 	}
 	a.Result, a.Err = l.syncer.Publish(ctx, c)
 	return a
+}
+
+// check runs the Checks on the candidate c. A refusal discards c (its
+// worktree goes) and is returned as rejected; err is a failed attempt.
+func (l *Loop) check(ctx context.Context, c repo.Candidate) (rejected, err error) {
+	for _, chk := range l.opts.Checks {
+		rejected = chk.Check(ctx, c.Hash, c.Object())
+		if rejected != nil {
+			break
+		}
+	}
+	if rejected == nil {
+		return nil, nil
+	}
+	if ctx.Err() != nil {
+		return nil, rejected
+	}
+	l.held = true
+	if err := l.syncer.Reject(ctx, c); err != nil {
+		return nil, errors.Join(rejected, err)
+	}
+	return rejected, nil
+}
+
+// keysChanged reports whether a Check's key files changed since it last
+// read them.
+func (l *Loop) keysChanged() bool {
+	changed := false
+	for _, chk := range l.opts.Checks {
+		if w, ok := chk.(KeyWatcher); ok && w.KeysChanged() {
+			changed = true
+		}
+	}
+	return changed
 }
 
 // RunOnce implements --one-time: one sync, then exactly one attempt of each
@@ -205,6 +273,9 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 		}
 		l.logError("sync failed", a.Err)
 		return a.Err
+	}
+	if a.Rejected != nil {
+		return a.Rejected // logged by SyncOnce
 	}
 	var errs []error
 	if a.PrePublishErr != nil {
@@ -254,7 +325,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				l.logError("too many failures, giving up", err, "failures", failures)
 				return err
 			}
-		} else {
+		} else if a.Rejected == nil {
 			failures = 0
 			succeeded = true
 		}

@@ -26,6 +26,7 @@ type scripted struct {
 	attempts int
 	hashDone bool
 	gate     func(attempt int) // if set, called at the start of each attempt (0-based)
+	rejected []string          // hashes passed to Reject
 }
 
 func (s *scripted) Prepare(ctx context.Context, fetch bool) (repo.Candidate, error) {
@@ -48,6 +49,13 @@ func (s *scripted) Prepare(ctx context.Context, fetch bool) (repo.Candidate, err
 
 func (s *scripted) Publish(ctx context.Context, c repo.Candidate) (repo.Result, error) {
 	return repo.Result{Hash: c.Hash, Fetched: c.Fetched, Published: c.NewHash, NewHash: c.NewHash}, nil
+}
+
+func (s *scripted) Reject(ctx context.Context, c repo.Candidate) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejected = append(s.rejected, c.Hash)
+	return nil
 }
 
 func (s *scripted) HashDone() bool { return s.hashDone }
@@ -220,5 +228,39 @@ func TestTriggerCollapses(t *testing.T) {
 	}
 	if got := s.count(); got != 2 {
 		t.Fatalf("%d attempts, want 2", got)
+	}
+}
+
+// refuseAll is a Check that refuses every commit and counts its calls.
+type refuseAll struct{ calls int }
+
+func (r *refuseAll) Check(ctx context.Context, hash, object string) error {
+	r.calls++
+	return errors.New("refused " + hash)
+}
+
+// TestRejectionIsNotAFailure: a refused commit is discarded, not published,
+// reported in the error file, and does not spend the failure budget
+// (--max-failures=0 exits on the first failure).
+func TestRejectionIsNotAFailure(t *testing.T) {
+	s := &scripted{script: []error{nil}}
+	chk := &refuseAll{}
+	l, _ := newLoop(t, s, 0, 0)
+	l.opts.Checks = []Check{chk}
+	a := l.SyncOnce(context.Background(), false)
+	if a.Err != nil || a.Rejected == nil || a.Result.Published {
+		t.Fatalf("attempt = %+v, want a rejection that published nothing", a)
+	}
+	if len(s.rejected) != 1 || chk.calls != 1 {
+		t.Fatalf("Reject calls %v, checks %d; want one each", s.rejected, chk.calls)
+	}
+	if _, err := os.Stat(l.opts.ErrorFile.Path()); err != nil {
+		t.Fatalf("error file not written for a rejection: %v", err)
+	}
+	if l.Ready() {
+		t.Fatal("ready after a rejection with nothing published")
+	}
+	if err := l.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce on an idle poll = %v", err)
 	}
 }
