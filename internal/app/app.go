@@ -269,10 +269,11 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		post = append(post, startHook(hook.NewWebhook(cfg.Webhook, log), cfg.Webhook.Backoff))
 	}
 
-	checks, err := publishChecks(ctx, cfg, r, m, log)
+	checks, closeChecks, err := publishChecks(ctx, cfg, root, r, m, log)
 	if err != nil {
 		return err
 	}
+	defer closeChecks()
 	loop := syncloop.New(syncloop.Options{
 		Checks: checks,
 		Period: cfg.Period, InitPeriod: cfg.InitPeriod, SyncTimeout: cfg.SyncTimeout,
