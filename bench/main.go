@@ -96,7 +96,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gitsync, "gitsync", "", "git-sync binary to measure (default: build ./cmd/git-sync of this module)")
 	fs.StringVar(&sizes, "sizes", "small,medium", "fixture sizes: small, medium")
 	fs.StringVar(&transports, "transports", "file,http", "transports: file, http")
-	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,disk,rss", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,slowreader,disk,rss", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
 	fs.StringVar(&gcModes, "gc", gcDefault+",off", "--git-gc values for the update scenario (\""+gcDefault+"\": the flag is not passed; targets apply to that run only)")
 	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
@@ -145,7 +145,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, s := range o.scenarios {
 		switch s {
-		case "first", "idle", "update", "storm", "disk", "rss":
+		case "first", "idle", "update", "storm", "slowreader", "disk", "rss":
 		default:
 			return o, fmt.Errorf("unknown scenario %q", s)
 		}
@@ -241,6 +241,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = b.scenarioUpdate(ctx)
 		case "storm":
 			err = b.scenarioStorm(ctx)
+		case "slowreader":
+			err = b.scenarioSlowReader(ctx)
 		case "disk":
 			err = b.scenarioDisk(ctx)
 		case "rss":
@@ -326,7 +328,7 @@ func (b *bench) setup(ctx context.Context) error {
 		sizes[s] = true
 	}
 	for _, sc := range b.opt.scenarios {
-		if sc == "storm" {
+		if sc == "storm" || sc == "slowreader" {
 			for _, s := range b.opt.stormSizes {
 				sizes[s] = true
 			}
