@@ -119,7 +119,9 @@ that resolves the link at any moment sees exactly one complete commit, and,
 once the first sync has finished, never a missing link.
 
 A tree that stops being published is removed after --stale-worktree-timeout
-(at the next cleanup by default). Objects no longer needed are reclaimed
+(at the next cleanup by default); --keep-worktrees=N keeps the N most
+recently published trees besides the current one in any case, so a reader
+that holds a tree for a while keeps it through a burst of commits. Objects no longer needed are reclaimed
 according to --git-gc, only after a tree was removed, never on an idle poll.
 
 The published commit is also kept on the branch refs/heads/git-sync (as
@@ -176,7 +178,10 @@ replacement is built beside it and swapped in with one atomic rename.
    published and its tree is intact, nothing changes; a damaged or missing
    tree is rebuilt in the same attempt.
 5. Otherwise a new tree is checked out (sparse checkout and submodules
-   applied), the pre-publish hook runs, the link is switched, the
+   applied), its signature is verified (--verify-signatures) and the
+   publish gate runs (--publish-gate-command); if either refuses it, the
+   tree is removed and the published one stays (see PUBLISH GATE AND
+   SIGNATURES). Then the pre-publish hook runs, the link is switched, the
    post-publish hooks are started, old trees are removed, and finally
    --touch-file is touched.
 
@@ -265,6 +270,64 @@ background. It does not run for a commit that is already published.
 With --one-time each hook the sync fired gets exactly one attempt, and
 git-sync waits for it: the exit status is 1 if any of them failed.
 `},
+	{"PUBLISH GATE AND SIGNATURES", `
+Two checks can stop a new commit from being published. Both run on the
+new, complete tree before the link is switched, signatures first, so that
+the gate (which runs the repository's code) only sees verified commits.
+If either refuses the commit, nothing a reader sees changes: the published
+tree stays, the refused tree is removed, the refusal is logged as an error
+(and written to --error-file, which stays until a commit is published),
+and polls stay idle until --ref moves. A refusal is not a failed sync: it
+does not count towards --max-failures. With --one-time it makes the exit
+status 1.
+
+--publish-gate-command runs a program, without arguments, in the new tree,
+with the same environment as the exec hooks (GITSYNC_HASH included). Exit
+status 0 publishes. Any other status, or running longer than
+--publish-gate-timeout (the program's whole process group is then killed),
+refuses the commit; the error quotes the last 20 lines of what it wrote to
+stdout and stderr, and git_sync_gate_rejections_total counts it. The
+verdict is remembered per commit: a refused commit is not gated again on
+every poll, only when --ref names it again after moving. The pre-publish
+hook keeps its meaning (it never stops a publish) and runs after the gate.
+
+An Airflow gate that refuses DAG folders with import errors:
+
+  #!/bin/sh
+  # publish-gate.sh: runs in the new tree; exit 0 publishes it.
+  exec python3 - <<'PY'
+  import sys
+  from airflow.models import DagBag
+  bag = DagBag(dag_folder="dags", include_examples=False)
+  for path, err in bag.import_errors.items():
+      print(f"{path}: {err}", file=sys.stderr)
+  sys.exit(1 if bag.import_errors else 0)
+  PY
+
+  git-sync ... --publish-gate-command=/scripts/publish-gate.sh \
+      --publish-gate-timeout=2m
+
+--verify-signatures=commit publishes only a commit with a good signature
+from a trusted key; --verify-signatures=tag requires --ref to be an
+annotated tag with a good signature (a lightweight tag or a branch is
+refused). Trusted keys come from --allowed-signers-file (SSH signatures,
+one "PRINCIPAL [OPTIONS] KEYTYPE KEY" line per key, as git's
+gpg.ssh.allowedSignersFile and ssh-keygen(1) describe) and/or
+--gpg-keyring-file (armored OpenPGP public keys, as "gpg --armor --export"
+writes them; git-sync imports them into a private keyring it creates at
+startup and removes at exit). Both files are re-read when they change, so
+keys can be rotated without a restart; a commit refused for its key is
+checked again when they do. Verification fails closed: an unsigned commit
+or tag, a bad signature, an unknown key, an expired key (or one outside
+its valid-after/valid-before), or a missing key file refuses the commit
+with an error that says which, counted by
+git_sync_signature_failures_total{reason}.
+
+Only the commit (or tag) to be published is verified, never its history.
+With --depth=1, the default, git-sync has only that commit; with a deeper
+history the ancestors are still not checked. A signed tip vouches for its
+tree, not for how earlier commits were made.
+`},
 	{"AUTHENTICATION", `
 git-sync hands credentials to git through git's credential protocol, keyed on
 the exact --repo URL; they never appear in URLs, arguments or logs, and git
@@ -348,6 +411,15 @@ Metrics:
                                           GitHub App token renewals
   git_sync_hook_run_count_total{name,status}
                                           hook runs by hook and outcome
+  git_sync_gate_rejections_total          commits the publish gate refused
+  git_sync_signature_failures_total{reason}
+                                          commits refused by signature
+                                          verification: unsigned,
+                                          bad-signature, unknown-key,
+                                          expired-key, not-annotated-tag,
+                                          no-keys, verify-failed
+  git_sync_worktrees_kept                 trees on disk besides the
+                                          published one (--keep-worktrees)
 
 and the standard go_* and process_* series of Prometheus' Go client
 (process_open_fds, process_max_fds, process_resident_memory_bytes,
@@ -368,7 +440,8 @@ JSON object.
 0   --help, --man or --version; --one-time when the sync and the hooks it
     fired succeeded; a clean stop after SIGTERM or SIGINT.
 1   an invalid configuration (the reason is printed), too many failed syncs
-    in a row, or a failed --one-time sync or hook.
+    in a row, or a failed --one-time sync or hook, or a --one-time commit
+    refused by signature verification or the publish gate.
 128+N
     a second stop signal N while stopping: 143 after SIGTERM, 130 after
     SIGINT.
