@@ -66,7 +66,18 @@ type Metrics struct {
 	askpassCalls *family
 	appRefresh   *family
 	hookRuns     *family
+	triggers     *family
+	webhookReqs  *family
+	state        func() (lastAttempt, lastSuccess time.Time, failures int)
 }
+
+// Trigger sources, the values of the source label of git_sync_triggers_total.
+const (
+	TriggerPeriod  = "period"
+	TriggerSignal  = "signal"
+	TriggerHTTP    = "http"
+	TriggerWebhook = "webhook"
+)
 
 // New creates the metrics, with every sync outcome present from the start
 // so that rate() and dashboards see a zero rather than a missing series.
@@ -81,6 +92,11 @@ func New() *Metrics {
 		askpassCalls: newFamily("git_sync_askpass_calls", "counter", "Number of calls to the askpass URL, by outcome.", "status"),
 		appRefresh:   newFamily("git_sync_refresh_github_app_token_count", "counter", "Number of GitHub App token refreshes, by outcome.", "status"),
 		hookRuns:     newFamily("git_sync_hook_run_count_total", "counter", "Number of hook attempts, by hook name and outcome.", "name", "status"),
+		triggers:     newFamily("git_sync_triggers_total", "counter", "Number of reasons to sync (timer, signal, POST /sync, webhook), coalesced or not.", "source"),
+		webhookReqs:  newFamily("git_sync_webhook_requests_total", "counter", "Number of POST /webhook requests, by forge and result.", "forge", "result"),
+	}
+	for _, s := range []string{TriggerPeriod, TriggerSignal, TriggerHTTP, TriggerWebhook} {
+		m.triggers.counts[s] = 0
 	}
 	for _, s := range []string{StatusSuccess, StatusError, StatusNoop} {
 		m.syncCount.counts[s] = 0
@@ -137,6 +153,32 @@ func (m *Metrics) HookRun(name, status string) {
 	m.add(func(m *Metrics) *family { return m.hookRuns }, name, status)
 }
 
+// Trigger counts one reason to sync from source (TriggerPeriod, ...).
+// Triggers that arrive during a sync are counted, though they coalesce into
+// one more sync.
+func (m *Metrics) Trigger(source string) {
+	m.add(func(m *Metrics) *family { return m.triggers }, source)
+}
+
+// WebhookRequest counts one POST /webhook by forge and result; its
+// signature fits webhook.Handler's Count.
+func (m *Metrics) WebhookRequest(forge, result string) {
+	m.add(func(m *Metrics) *family { return m.webhookReqs }, forge, result)
+}
+
+// SetSyncState installs the source of the gauges
+// git_sync_last_attempt_timestamp_seconds,
+// git_sync_last_success_timestamp_seconds and git_sync_consecutive_failures,
+// read at each scrape (the status tracker keeps them).
+func (m *Metrics) SetSyncState(fn func() (lastAttempt, lastSuccess time.Time, failures int)) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.state = fn
+	m.mu.Unlock()
+}
+
 // ServeHTTP serves the exposition (GET /metrics).
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -149,10 +191,17 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.triggers, m.webhookReqs} {
 		f.write(&b)
 	}
+	state := m.state
 	m.mu.Unlock()
+	if state != nil {
+		lastAttempt, lastSuccess, failures := state()
+		gauge(&b, "git_sync_last_attempt_timestamp_seconds", "When the last sync attempt ended, in seconds since the epoch; 0 before the first.", unixSeconds(lastAttempt))
+		gauge(&b, "git_sync_last_success_timestamp_seconds", "When the last successful sync (idle polls included) ended, in seconds since the epoch; 0 before the first.", unixSeconds(lastSuccess))
+		gauge(&b, "git_sync_consecutive_failures", "Number of sync attempts in a row that failed; 0 after a success.", float64(failures))
+	}
 	writeGo(&b)
 	m.writeProcess(&b)
 	_, err := w.Write(b.Bytes())
