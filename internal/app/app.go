@@ -280,8 +280,11 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 			Fresh:  func() bool { return tracker.Fresh(time.Now()) },
 			Status: tracker, Live: http.HandlerFunc(tracker.ServeLive),
 		}
-		if cfg.WebhookBind == "" {
-			opts.Sync, opts.Webhook = syncH, hookH
+		// With --webhook-bind the triggers live there alone; here their
+		// paths answer 404 rather than fall through to readiness.
+		opts.Sync, opts.Webhook = syncH, hookH
+		if cfg.WebhookBind != "" {
+			opts.Sync, opts.Webhook = http.NotFoundHandler(), http.NotFoundHandler()
 		}
 		if cfg.HTTPMetrics {
 			opts.Metrics = m

@@ -225,8 +225,8 @@ func published(link string) (hash string, at time.Time, ok bool) {
 	return hash, fi.ModTime(), true
 }
 
-// worktrees lists the hashes with a worktree on disk, sorted; nil when the
-// directory does not exist yet.
+// worktrees lists the hashes with a worktree on disk, sorted; nil (null)
+// when there is none.
 func worktrees(dir string) []string {
 	if dir == "" {
 		return nil
@@ -235,7 +235,7 @@ func worktrees(dir string) []string {
 	if err != nil {
 		return nil
 	}
-	out := []string{}
+	var out []string
 	for _, e := range entries {
 		if e.IsDir() && isHash(e.Name()) {
 			out = append(out, e.Name())
