@@ -89,12 +89,12 @@ func githubLikeBody(p forgePush) []byte {
 	return mustJSON(map[string]any{
 		"ref": p.Ref, "before": p.Before, "after": p.After,
 		"created": false, "deleted": false, "forced": false,
-		"compare":    "https://forge.example.com/org/app/compare/" + p.Before[:12] + "..." + p.After[:12],
-		"commits":    commits,
+		"compare":     "https://forge.example.com/org/app/compare/" + p.Before[:12] + "..." + p.After[:12],
+		"commits":     commits,
 		"head_commit": commits[len(commits)-1],
-		"repository": repoObject(p.DefaultBranch),
-		"pusher":     map[string]any{"name": "dev", "email": "dev@example.com"},
-		"sender":     map[string]any{"login": "dev", "id": 7, "type": "User"},
+		"repository":  repoObject(p.DefaultBranch),
+		"pusher":      map[string]any{"name": "dev", "email": "dev@example.com"},
+		"sender":      map[string]any{"login": "dev", "id": 7, "type": "User"},
 	})
 }
 
