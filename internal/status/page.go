@@ -64,7 +64,7 @@ footer{margin-top:1.5em;color:#57606a;font-size:.85em}
 <tr><th>Link</th><td><code>{{.Link}}</code></td></tr>
 <tr><th>Worktrees</th><td>{{range .Worktrees}}<code>{{.}}</code><br>{{else}}&mdash;{{end}}</td></tr>
 </table>
-<footer>{{.Version}} &middot; refreshes every {{.Refresh}} s &middot; <a href="status" type="application/json">JSON</a></footer>
+<footer>{{.Version}} &middot; refreshes every {{.Refresh}} s &middot; <a href="status?format=json">JSON</a></footer>
 </body>
 </html>
 `))

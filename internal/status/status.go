@@ -271,7 +271,7 @@ func CleanRepo(repo string) string {
 }
 
 // ServeHTTP serves GET /status: the HTML page when the client prefers
-// text/html (a browser), JSON otherwise.
+// text/html (a browser) unless the query says format=json, JSON otherwise.
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -280,7 +280,7 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	snap := t.Snapshot()
-	if wantsHTML(r.Header.Get("Accept")) {
+	if wantsHTML(r.Header.Get("Accept")) && r.URL.Query().Get("format") != "json" {
 		t.writePage(w, r, snap)
 		return
 	}
