@@ -1,12 +1,16 @@
 package syncloop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gitsync/internal/repo"
+	"gitsync/internal/status"
 )
 
 func TestWait(t *testing.T) {
@@ -77,5 +81,44 @@ func TestLoopReportsFacts(t *testing.T) {
 	want := "start|end err=true|start|end err=false|cleared"
 	if got := strings.Join(rec.events, "|"); got != want {
 		t.Errorf("events %s, want %s", got, want)
+	}
+}
+
+// stuck is a Syncer whose Prepare ignores its context until released: the
+// only way an attempt outlives --sync-timeout, which /livez exists to see.
+type stuck struct{ release chan struct{} }
+
+func (s *stuck) Prepare(ctx context.Context, fetch bool) (repo.Candidate, error) {
+	<-s.release
+	return repo.Candidate{}, ctx.Err()
+}
+func (s *stuck) Publish(ctx context.Context, c repo.Candidate) (repo.Result, error) {
+	return repo.Result{}, nil
+}
+func (s *stuck) HashDone() bool { return false }
+
+func TestStuckAttemptFailsLiveness(t *testing.T) {
+	s := &stuck{release: make(chan struct{})}
+	l, _ := newLoop(t, s, -1, -1)
+	l.opts.SyncTimeout = 50 * time.Millisecond
+	tr := status.New()
+	tr.Configure(status.Options{SyncTimeout: l.opts.SyncTimeout, LiveGrace: 50 * time.Millisecond})
+	l.opts.Status = tr
+	if !tr.Live(time.Now()) {
+		t.Fatal("not live before any attempt")
+	}
+	done := make(chan Attempt, 1)
+	go func() { done <- l.SyncOnce(t.Context(), false) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.Live(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatal("/livez never failed while an attempt was stuck past --sync-timeout plus the grace")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(s.release)
+	<-done
+	if !tr.Live(time.Now()) {
+		t.Error("still not live after the stuck attempt ended")
 	}
 }
