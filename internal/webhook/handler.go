@@ -87,7 +87,9 @@ type Handler struct {
 	Trigger func()
 	// Count records one request by forge and result (may be nil).
 	Count func(forge, result string)
-	Log   *slog.Logger
+	// FailDelay holds back each 401 (see refuse).
+	FailDelay time.Duration
+	Log       *slog.Logger
 }
 
 // ServeHTTP implements http.Handler.
@@ -107,6 +109,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Count(forge, result)
 	}
 	h.Log.Log(r.Context(), slog.Level(-1), "webhook request", "forge", forge, "result", result, "status", status)
+	if status == http.StatusUnauthorized {
+		refuse(r, h.FailDelay)
+	}
 	reply(w, status, msg)
 }
 
@@ -156,7 +161,9 @@ type SyncHandler struct {
 	// Token is the bearer token; nil turns the endpoint off (404).
 	Token   *SecretFile
 	Trigger func()
-	Log     *slog.Logger
+	// FailDelay holds back each 401 (see refuse).
+	FailDelay time.Duration
+	Log       *slog.Logger
 }
 
 // ServeHTTP implements http.Handler.
@@ -178,6 +185,7 @@ func (h *SyncHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil || !ok || !equalSecret([]byte(strings.TrimSpace(got)), token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="git-sync"`)
 		h.Log.Log(r.Context(), slog.Level(-1), "sync request refused", "status", http.StatusUnauthorized)
+		refuse(r, h.FailDelay)
 		reply(w, http.StatusUnauthorized, "unauthorized")
 		return
 	}
@@ -187,6 +195,23 @@ func (h *SyncHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Trigger()
 	h.Log.Log(r.Context(), slog.Level(-1), "sync requested over HTTP")
 	reply(w, http.StatusAccepted, "accepted: sync triggered")
+}
+
+// refuse waits d before a 401 is answered (or until the client gives up).
+// A client guessing secrets, or flooding the endpoint with bad signatures
+// one request after another, is slowed to a few requests a second, which
+// leaves the CPU to the syncs; and every refusal takes the same time, so
+// the answer's timing says nothing about how close a guess was.
+func refuse(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
 }
 
 func reply(w http.ResponseWriter, status int, msg string) {
