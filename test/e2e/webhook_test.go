@@ -252,7 +252,9 @@ func TestWebhookTagPush(t *testing.T) {
 		"--webhook-secret-file=" + secretFile})...)
 	waitForLink(t, p, link, hs[0])
 	prev := hs[0]
-	for _, forge := range []func(string, forgePush) hookRequest{githubPush, gitlabPush, bitbucketPush} {
+	gitea := func(s string, p forgePush) hookRequest { return giteaPush(s, p, false) }
+	forgejo := func(s string, p forgePush) hookRequest { return giteaPush(s, p, true) }
+	for _, forge := range []func(string, forgePush) hookRequest{githubPush, gitlabPush, gitea, forgejo, bitbucketPush} {
 		next := up.Commit(map[string]string{"file.txt": prev + "\n"}, "next release")
 		up.Tag("release", next)
 		code, body := sendHook(t, addr, forge("s", forgePush{Ref: "refs/tags/release", Before: prev, After: next, DefaultBranch: gittest.DefaultBranch, Tag: true}))
@@ -262,9 +264,9 @@ func TestWebhookTagPush(t *testing.T) {
 		waitForLink(t, p, link, next)
 		prev = next
 	}
-	waitForMetric(t, addr, func(v float64) bool { return v >= 4 }, "four successful syncs", "git_sync_count_total", "status", "success")
-	if n := metric(t, addr, "git_sync_count_total", "status", "success"); n != 4 {
-		t.Errorf("%v successful syncs, want 4 (the first and one per tag push)", n)
+	waitForMetric(t, addr, func(v float64) bool { return v >= 6 }, "six successful syncs", "git_sync_count_total", "status", "success")
+	if n := metric(t, addr, "git_sync_count_total", "status", "success"); n != 6 {
+		t.Errorf("%v successful syncs, want 6 (the first and one per tag push)", n)
 	}
 }
 
