@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,8 +29,21 @@ import (
 	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
 	"gitsync/internal/server"
+	"gitsync/internal/status"
 	"gitsync/internal/syncloop"
+	"gitsync/internal/webhook"
 )
+
+// liveGrace is how long past --sync-timeout an attempt may run before
+// /livez reports the loop stuck: the attempt's git is killed at the
+// timeout and reaped within a few seconds (package procgroup), so an
+// attempt still running after this never ends by itself.
+const liveGrace = 30 * time.Second
+
+// refuseDelay holds back every 401 of /sync and /webhook: a client sending
+// bad signatures back to back gets about five answers a second instead of
+// thousands, and the syncs keep the CPU (bench: the webhook flood).
+const refuseDelay = 200 * time.Millisecond
 
 // Exit statuses.
 const (
@@ -78,14 +92,17 @@ func Main(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		debug.SetGCPercent(25)
 	}
 	ef := errorFileFor(res.Config)
-	log := newLogger(stderr, res.Config.Verbosity, ef)
+	// Every logged error also becomes /status's last_error, exactly as it
+	// reaches the --error-file.
+	tracker := status.New()
+	log := slog.New(errorfile.Tap(newLogger(stderr, res.Config.Verbosity, ef).Handler(), tracker.ErrorLogged))
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
 	stopping := watchStop(log)
 	defer stopping.stop()
 	done := make(chan error, 1)
-	go func() { done <- run(stopping.ctx, res.Config, env, log, ef) }()
+	go func() { done <- run(stopping.ctx, res.Config, env, log, ef, tracker) }()
 	select {
 	case err = <-done:
 	case sig := <-stopping.forced:
@@ -154,7 +171,7 @@ func version() string {
 }
 
 // run does the work of one process lifetime.
-func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger, ef *errorfile.File) error {
+func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger, ef *errorfile.File, tracker *status.Tracker) error {
 	env = childEnv(env)
 	if cfg.AddUser {
 		if err := addUser("/etc/passwd"); err != nil {
@@ -170,6 +187,13 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 	}
 
 	m := metrics.New()
+	m.SetSyncState(tracker.Gauges)
+	var stops []func() // stops the HTTP servers, last started first
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
 
 	root, err := repo.CanonicalRoot(cfg.Root)
 	if err != nil {
@@ -185,11 +209,73 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		ef.SetPath(underRoot(root, cfg.ErrorFile))
 	}
 
-	// The endpoint answers before the loop exists (503 until the first
-	// sync), so the loop reaches the readiness handler through an atomic
-	// pointer, set once the loop is built.
+	// /status describes the root from the start; the commit subject needs
+	// the opened repository.
+	var openRepo atomic.Pointer[repo.Repo]
+	tracker.Configure(status.Options{
+		Repo: cfg.Repo, Ref: cfg.Ref,
+		Link: underRoot(root, cfg.Link), WorktreesDir: filepath.Join(root, repo.WorktreesDir),
+		Version: version(), SyncTimeout: cfg.SyncTimeout, LiveGrace: liveGrace,
+		MaxStaleness: cfg.MaxStaleness,
+		Subject: func(ctx context.Context, hash string) (string, error) {
+			if r := openRepo.Load(); r != nil {
+				return r.Subject(ctx, hash)
+			}
+			return "", nil
+		},
+	})
+
+	// The endpoints answer before the loop exists (503 until the first
+	// sync), so they reach the loop through an atomic pointer, set once the
+	// loop is built. A trigger before then is dropped: the first sync is
+	// about to run anyway.
 	var readyLoop atomic.Pointer[syncloop.Loop]
-	var srv *server.Server
+	trigger := func(source string) func() {
+		return func() {
+			if l := readyLoop.Load(); l != nil {
+				l.Trigger(source)
+			}
+		}
+	}
+	var syncH, hookH http.Handler
+	if cfg.SyncTokenFile != "" {
+		tok := webhook.NewSecretFile(cfg.SyncTokenFile)
+		if err := tok.Load(); err != nil {
+			return fmt.Errorf("--sync-token-file: %w", err)
+		}
+		syncH = &webhook.SyncHandler{Token: tok, Trigger: trigger(syncloop.SourceHTTP), FailDelay: refuseDelay, Log: log}
+	}
+	if cfg.WebhookSecretFile != "" {
+		sec := webhook.NewSecretFile(cfg.WebhookSecretFile)
+		if err := sec.Load(); err != nil {
+			return fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		hookH = &webhook.Handler{Secret: sec, Ref: cfg.Ref, Trigger: trigger(syncloop.SourceWebhook), Count: m.WebhookRequest,
+			FailDelay: refuseDelay, Log: log}
+	}
+	if syncH == nil {
+		syncH = http.NotFoundHandler()
+	}
+	if hookH == nil {
+		hookH = http.NotFoundHandler()
+	}
+	serve := func(opts server.Options, flag string) error {
+		srv, err := server.Listen(opts)
+		if err != nil {
+			return fmt.Errorf("listen on %s %s: %w", flag, opts.Bind, err)
+		}
+		go func() {
+			if err := srv.Serve(); err != nil {
+				log.Error("HTTP server stopped", "error", err)
+			}
+		}()
+		stops = append(stops, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+		return nil
+	}
 	if cfg.HTTPBind != "" {
 		opts := server.Options{
 			Bind: cfg.HTTPBind, Pprof: cfg.HTTPPprof, Log: log,
@@ -197,24 +283,26 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 				l := readyLoop.Load()
 				return l != nil && l.Ready()
 			},
+			Fresh:  func() bool { return tracker.Fresh(time.Now()) },
+			Status: tracker, Live: http.HandlerFunc(tracker.ServeLive),
+		}
+		// With --webhook-bind the triggers live there alone; here their
+		// paths answer 404 rather than fall through to readiness.
+		opts.Sync, opts.Webhook = syncH, hookH
+		if cfg.WebhookBind != "" {
+			opts.Sync, opts.Webhook = http.NotFoundHandler(), http.NotFoundHandler()
 		}
 		if cfg.HTTPMetrics {
 			opts.Metrics = m
 		}
-		srv, err = server.Listen(opts)
-		if err != nil {
-			return fmt.Errorf("listen on --http-bind %s: %w", cfg.HTTPBind, err)
+		if err := serve(opts, "--http-bind"); err != nil {
+			return err
 		}
-		go func() {
-			if err := srv.Serve(); err != nil {
-				log.Error("HTTP server stopped", "error", err)
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+	}
+	if cfg.WebhookBind != "" {
+		if err := serve(server.Options{Bind: cfg.WebhookBind, Log: log, TriggersOnly: true, Sync: syncH, Webhook: hookH}, "--webhook-bind"); err != nil {
+			return err
+		}
 	}
 
 	creds, err := auth.New(authConfig(cfg), auth.Options{Log: log, Metrics: m, Self: self, Env: env})
@@ -239,6 +327,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		return err
 	}
 	defer r.Close()
+	openRepo.Store(r)
 
 	// Hook runners stop with the run; waiting for them guarantees that a
 	// hook killed at shutdown has been reaped before git-sync exits.
@@ -282,6 +371,8 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		// removed by the loop after a success.
 		TouchFile: underRoot(root, cfg.TouchFile), ErrorFile: ef,
 		FileMode: r.FileMode(), Log: log,
+		PeriodJitter: cfg.PeriodJitter, FailureBackoffMax: cfg.FailureBackoffMax,
+		Status: tracker,
 	}, r, creds, m, pre, post)
 	readyLoop.Store(loop)
 
@@ -301,7 +392,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 				case <-ctx.Done():
 					return
 				case <-sigs:
-					loop.Trigger()
+					loop.Trigger(syncloop.SourceSignal)
 				}
 			}
 		}()

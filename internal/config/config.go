@@ -79,6 +79,14 @@ type Config struct {
 	HTTPMetrics bool
 	HTTPPprof   bool
 
+	// Status, staleness and triggers (issue 12).
+	MaxStaleness      time.Duration // 0: readiness never looks at staleness
+	SyncTokenFile     string        // "" turns POST /sync off
+	WebhookSecretFile string        // "" turns POST /webhook off
+	WebhookBind       string        // "" serves /sync and /webhook on --http-bind
+	PeriodJitter      float64       // 0 <= f < 1
+	FailureBackoffMax time.Duration // 0: no doubling after failures
+
 	Verbosity int
 }
 

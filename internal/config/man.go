@@ -396,9 +396,68 @@ With --http-bind=ADDRESS git-sync serves HTTP, already while the first sync
 is running:
 
   GET /                 503 until the first sync succeeded, then 200; use it
-                        for readiness and liveness probes
+                        for readiness. With --max-staleness=D also 503 while
+                        the last success is older than D
+  GET /livez            200 unless a sync attempt has run more than 30s past
+                        --sync-timeout (the loop is stuck); use it for
+                        liveness
+  GET /status           the state as JSON (below); a browser (Accept:
+                        text/html) gets a page that refreshes itself
+  POST /sync            sync now; needs Authorization: Bearer <the content
+                        of --sync-token-file>; 202, 401, or 404 when no
+                        token file is set
+  POST /webhook         a forge's push notification, checked against
+                        --webhook-secret-file (below)
   GET /metrics          Prometheus metrics (with --http-metrics)
   /debug/pprof/         Go profiling data (with --http-pprof)
+
+With --webhook-bind=ADDRESS, /sync and /webhook are served there instead, on
+a listener of their own, so that an Ingress can expose them without exposing
+metrics or profiling. Both listeners limit how long a client may take to
+send a request (10s for the headers, 30s in all), the size of headers
+(64 KiB) and the connections open at once (128).
+
+GET /status answers, times in RFC 3339 UTC and null while there is no value:
+
+  {"repo": "https://github.com/org/dags.git", "ref": "main",
+   "link": "/git/dags", "hash": "<published commit>",
+   "published_at": "...", "last_attempt": "...", "last_success": "...",
+   "consecutive_failures": 0, "last_error": null,
+   "worktrees": ["<hash>", ...], "next_attempt": "...", "version": "..."}
+
+repo has its credentials and query removed; last_error is the last error
+logged, as --error-file holds it (message: error), until a success clears
+it; hash, published_at and worktrees are read from disk when asked.
+
+POST /webhook recognises the forge by its headers and verifies it its own
+way, comparing in constant time:
+
+  GitHub          X-GitHub-Event push or ping; X-Hub-Signature-256 is
+                  sha256=<hex HMAC-SHA256 of the body>
+  GitLab          X-Gitlab-Event "Push Hook" or "Tag Push Hook";
+                  X-Gitlab-Token is the secret itself
+  Gitea, Forgejo  X-Gitea-Event / X-Forgejo-Event push;
+                  X-Gitea-Signature / X-Forgejo-Signature is the hex HMAC
+  Bitbucket       X-Event-Key repo:refs_changed (Data Center) or repo:push
+                  (Cloud); X-Hub-Signature is sha256=<hex HMAC>
+
+A push that changes --ref (a branch or tag of that name, or the full ref
+name) triggers a sync: 202 "accepted". With --ref=HEAD a push to the
+default branch the payload names does (Bitbucket payloads do not name it:
+any branch push does). A push to another ref, or another event, is 202
+"ignored"; a ping is 200; a bad or missing signature 401; an unreadable
+payload 400; a body over 1 MiB 413; any method but POST 405. Triggers
+coalesce: any number of them during a sync cause exactly one more sync.
+The secret and token files are read again whenever they change, so a
+rotated Kubernetes Secret takes effect without a restart. With webhooks
+in place --period can be long (5m, 1h): it only catches missed
+notifications.
+
+Retries: --period-jitter spreads every wait; --failure-backoff-max doubles
+the wait after each failure in a row up to that maximum; a remote that
+answers HTTP 429 or 503 makes git-sync wait at least the period, doubling on
+repeats, whatever the flags say, and log "the remote asks git-sync to slow
+down".
 
 Metrics:
 
@@ -420,6 +479,15 @@ Metrics:
                                           no-keys, verify-failed
   git_sync_worktrees_kept                 trees on disk besides the
                                           published one (--keep-worktrees)
+  git_sync_last_attempt_timestamp_seconds when the last attempt ended
+  git_sync_last_success_timestamp_seconds when the last success ended
+  git_sync_consecutive_failures           failed attempts in a row
+  git_sync_triggers_total{source}         reasons to sync: period, signal,
+                                          http (POST /sync), webhook
+  git_sync_webhook_requests_total{forge,result}
+                                          webhook requests; result is
+                                          accepted, ignored, unauthorized,
+                                          malformed or too_large
 
 and the standard go_* and process_* series of Prometheus' Go client
 (process_open_fds, process_max_fds, process_resident_memory_bytes,

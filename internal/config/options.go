@@ -264,6 +264,39 @@ func (p *parser) options() []*option {
 				"SIGKILL and SIGSTOP are refused.",
 		},
 
+		{
+			name: "period-jitter", arg: "FRACTION", value: floatValue{&c.PeriodJitter}, def: "0", topic: topicLoop,
+			usage: "Spread the waits between syncs over period*(1-FRACTION) to period*(1+FRACTION); 0 to below 1.",
+			more: "Replicas restarted together (a rollout, a node drain) then stop polling the git host in lockstep. " +
+				"It applies to every wait, backoffs included.",
+		},
+		{
+			name: "failure-backoff-max", arg: "DURATION", value: durationValue{&c.FailureBackoffMax}, def: "0s", topic: topicLoop,
+			usage: "After each failed sync in a row, double the wait before the next one, up to this; 0 waits the period as usual.",
+			more: "Whatever this says, a remote that answers HTTP 429 or 503 makes git-sync wait at least the period, twice as " +
+				"long on each repeat (up to the larger of this and 8 periods), and say so in the log.",
+		},
+		{
+			name: "max-staleness", arg: "DURATION", value: durationValue{&c.MaxStaleness}, def: "0s", topic: topicHTTP,
+			usage: "Answer 503 on / (readiness) while the last successful sync is older than this; 0 keeps / at 200 after the first success.",
+			more:  "The published tree stays where it is; / answers 200 again after the next success.",
+		},
+		{
+			name: "sync-token-file", arg: "FILE", value: stringValue{&c.SyncTokenFile}, topic: topicHTTP,
+			usage: "A file holding the bearer token that POST /sync requires; without it /sync answers 404.",
+			more:  "The file is read again when it changes (Kubernetes rotates mounted Secrets); surrounding blanks are ignored.",
+		},
+		{
+			name: "webhook-secret-file", arg: "FILE", value: stringValue{&c.WebhookSecretFile}, topic: topicHTTP,
+			usage: "A file holding the shared secret of forge push webhooks (POST /webhook); without it /webhook answers 404.",
+			more:  "GitHub, GitLab, Gitea, Forgejo and Bitbucket are recognised by their headers. The file is read again when it changes.",
+		},
+		{
+			name: "webhook-bind", arg: "ADDRESS", value: stringValue{&c.WebhookBind}, topic: topicHTTP,
+			usage: "Serve POST /sync and POST /webhook on this address (host:port) instead of --http-bind.",
+			more:  "An Ingress can then expose them without exposing readiness, metrics or pprof.",
+		},
+
 		// Git.
 		{
 			name: "git", arg: "PROGRAM", value: stringValue{&c.Git}, def: "git", topic: topicGit,

@@ -180,6 +180,8 @@ var settingCases = []struct {
 	{"ssh-known-hosts-file", "/kh", func(c *Config) { c.SSHKnownHostsFile = "/kh" }},
 	{"github-base-url", "https://ghe.example/api/v3", func(c *Config) { c.GitHubApp.BaseURL = "https://ghe.example/api/v3/" }},
 	{"http-bind", ":8080", func(c *Config) { c.HTTPBind = ":8080" }},
+	{"period-jitter", "0.25", func(c *Config) { c.PeriodJitter = 0.25 }},
+	{"failure-backoff-max", "5m", func(c *Config) { c.FailureBackoffMax = 5 * time.Minute }},
 	{"verbose", "6", func(c *Config) { c.Verbosity = 6 }},
 }
 
@@ -189,6 +191,7 @@ var settingsTestedElsewhere = []string{
 	"github-app-application-id", "github-app-client-id", "github-app-installation-id",
 	"http-metrics", "http-pprof", "git",
 	"verify-signatures", "allowed-signers-file", "gpg-keyring-file", // TestVerifySignatures
+	"max-staleness", "sync-token-file", "webhook-secret-file", "webhook-bind", // TestTriggerSettings
 }
 
 // TestEverySetting sets each option by flag, by $GITSYNC_ name and by

@@ -132,6 +132,20 @@ func (p *parser) validate() {
 	if c.HTTPPprof && c.HTTPBind == "" {
 		p.fail("%s needs --http-bind", p.nameOf("http-pprof"))
 	}
+	p.atLeast("max-staleness", c.MaxStaleness, 0)
+	p.atLeast("failure-backoff-max", c.FailureBackoffMax, 0)
+	if c.PeriodJitter < 0 || c.PeriodJitter >= 1 || c.PeriodJitter != c.PeriodJitter {
+		p.fail("%s must be at least 0 and below 1, got %v", p.nameOf("period-jitter"), c.PeriodJitter)
+	}
+	if c.MaxStaleness > 0 && c.HTTPBind == "" {
+		p.fail("%s needs --http-bind", p.nameOf("max-staleness"))
+	}
+	if c.WebhookBind != "" && c.SyncTokenFile == "" && c.WebhookSecretFile == "" {
+		p.fail("%s needs --sync-token-file or --webhook-secret-file", p.nameOf("webhook-bind"))
+	}
+	if (c.SyncTokenFile != "" || c.WebhookSecretFile != "") && c.HTTPBind == "" && c.WebhookBind == "" {
+		p.fail("--sync-token-file and --webhook-secret-file need --http-bind or --webhook-bind")
+	}
 	if c.Verbosity < 0 {
 		p.fail("%s must not be negative, got %d", p.nameOf("verbose"), c.Verbosity)
 	}

@@ -39,6 +39,20 @@ func (v boolValue) Set(s string) error {
 func (v boolValue) String() string { return strconv.FormatBool(*v.p) }
 func (v boolValue) Type() string   { return "bool" }
 
+// floatValue is a decimal number.
+type floatValue struct{ p *float64 }
+
+func (v floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	*v.p = f
+	return nil
+}
+func (v floatValue) String() string { return strconv.FormatFloat(*v.p, 'g', -1, 64) }
+func (v floatValue) Type() string   { return "float" }
+
 // intValue is a decimal int.
 type intValue struct{ p *int }
 

@@ -153,12 +153,21 @@ func (f *File) Handler(next slog.Handler) slog.Handler {
 	return &handler{next: next, file: f}
 }
 
+// Tap returns a handler that passes every record to next and hands each
+// record at slog.LevelError or above to fn as the Report the file would
+// hold, so that other reporters (the /status endpoint) show exactly what
+// the error file shows.
+func Tap(next slog.Handler, fn func(Report)) slog.Handler {
+	return &handler{next: next, tap: fn}
+}
+
 // handler is the slog.Handler of File.Handler.
 type handler struct {
 	next   slog.Handler
-	file   *File
-	attrs  []withAttr // from WithAttrs
-	prefix string     // the open groups, "a.b.", for keys of later attributes
+	file   *File        // nil for a Tap
+	tap    func(Report) // nil for a File's handler
+	attrs  []withAttr   // from WithAttrs
+	prefix string       // the open groups, "a.b.", for keys of later attributes
 }
 
 // withAttr is an attribute from WithAttrs with the groups open at the time.
@@ -195,7 +204,7 @@ func (h *handler) WithGroup(name string) slog.Handler {
 // Handle implements slog.Handler.
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.next.Handle(ctx, r)
-	if r.Level < slog.LevelError || h.file.Path() == "" {
+	if r.Level < slog.LevelError || (h.file.Path() == "" && h.tap == nil) {
 		return err
 	}
 	rep := Report{Msg: r.Message, Args: map[string]any{}}
@@ -215,6 +224,10 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		add(h.prefix, a)
 		return true
 	})
+	if h.tap != nil {
+		h.tap(rep)
+		return err
+	}
 	if werr := h.file.Write(rep); werr != nil {
 		fail := slog.NewRecord(r.Time, slog.LevelError, "could not write --error-file", r.PC)
 		fail.AddAttrs(slog.String("path", h.file.Path()), slog.Any("error", werr))

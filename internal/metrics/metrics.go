@@ -69,7 +69,18 @@ type Metrics struct {
 	gateRejects  *family
 	sigFailures  *family
 	kept         *family
+	triggers     *family
+	webhookReqs  *family
+	state        func() (lastAttempt, lastSuccess time.Time, failures int)
 }
+
+// Trigger sources, the values of the source label of git_sync_triggers_total.
+const (
+	TriggerPeriod  = "period"
+	TriggerSignal  = "signal"
+	TriggerHTTP    = "http"
+	TriggerWebhook = "webhook"
+)
 
 // New creates the metrics, with every sync outcome present from the start
 // so that rate() and dashboards see a zero rather than a missing series.
@@ -87,6 +98,11 @@ func New() *Metrics {
 		gateRejects:  newFamily("git_sync_gate_rejections_total", "counter", "Number of new commits the publish gate refused."),
 		sigFailures:  newFamily("git_sync_signature_failures_total", "counter", "Number of new commits refused by signature verification, by reason.", "reason"),
 		kept:         newFamily("git_sync_worktrees_kept", "gauge", "Number of trees on disk besides the published one (see --keep-worktrees)."),
+		triggers:     newFamily("git_sync_triggers_total", "counter", "Number of reasons to sync (timer, signal, POST /sync, webhook), coalesced or not.", "source"),
+		webhookReqs:  newFamily("git_sync_webhook_requests_total", "counter", "Number of POST /webhook requests, by forge and result.", "forge", "result"),
+	}
+	for _, s := range []string{TriggerPeriod, TriggerSignal, TriggerHTTP, TriggerWebhook} {
+		m.triggers.counts[s] = 0
 	}
 	m.gateRejects.counts[""] = 0
 	m.kept.counts[""] = 0
@@ -164,6 +180,32 @@ func (m *Metrics) SetWorktreesKept(n int) {
 	m.mu.Unlock()
 }
 
+// Trigger counts one reason to sync from source (TriggerPeriod, ...).
+// Triggers that arrive during a sync are counted, though they coalesce into
+// one more sync.
+func (m *Metrics) Trigger(source string) {
+	m.add(func(m *Metrics) *family { return m.triggers }, source)
+}
+
+// WebhookRequest counts one POST /webhook by forge and result; its
+// signature fits webhook.Handler's Count.
+func (m *Metrics) WebhookRequest(forge, result string) {
+	m.add(func(m *Metrics) *family { return m.webhookReqs }, forge, result)
+}
+
+// SetSyncState installs the source of the gauges
+// git_sync_last_attempt_timestamp_seconds,
+// git_sync_last_success_timestamp_seconds and git_sync_consecutive_failures,
+// read at each scrape (the status tracker keeps them).
+func (m *Metrics) SetSyncState(fn func() (lastAttempt, lastSuccess time.Time, failures int)) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.state = fn
+	m.mu.Unlock()
+}
+
 // ServeHTTP serves the exposition (GET /metrics).
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -176,10 +218,17 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept, m.triggers, m.webhookReqs} {
 		f.write(&b)
 	}
+	state := m.state
 	m.mu.Unlock()
+	if state != nil {
+		lastAttempt, lastSuccess, failures := state()
+		gauge(&b, "git_sync_last_attempt_timestamp_seconds", "When the last sync attempt ended, in seconds since the epoch; 0 before the first.", unixSeconds(lastAttempt))
+		gauge(&b, "git_sync_last_success_timestamp_seconds", "When the last successful sync (idle polls included) ended, in seconds since the epoch; 0 before the first.", unixSeconds(lastSuccess))
+		gauge(&b, "git_sync_consecutive_failures", "Number of sync attempts in a row that failed; 0 after a success.", float64(failures))
+	}
 	writeGo(&b)
 	m.writeProcess(&b)
 	_, err := w.Write(b.Bytes())

@@ -186,9 +186,14 @@ var ownFamilies = map[string]dto.MetricType{
 	"git_sync_refresh_github_app_token_count": dto.MetricType_COUNTER,
 	"git_sync_hook_run_count_total":           dto.MetricType_COUNTER,
 	// Beyond upstream (issue 15).
-	"git_sync_gate_rejections_total":    dto.MetricType_COUNTER,
-	"git_sync_signature_failures_total": dto.MetricType_COUNTER,
-	"git_sync_worktrees_kept":           dto.MetricType_GAUGE,
+	"git_sync_gate_rejections_total":          dto.MetricType_COUNTER,
+	"git_sync_signature_failures_total":       dto.MetricType_COUNTER,
+	"git_sync_worktrees_kept":                 dto.MetricType_GAUGE,
+	"git_sync_triggers_total":                 dto.MetricType_COUNTER,
+	"git_sync_webhook_requests_total":         dto.MetricType_COUNTER,
+	"git_sync_last_attempt_timestamp_seconds": dto.MetricType_GAUGE,
+	"git_sync_last_success_timestamp_seconds": dto.MetricType_GAUGE,
+	"git_sync_consecutive_failures":           dto.MetricType_GAUGE,
 }
 
 // value returns the value of the only, unlabelled sample of family name.
@@ -218,6 +223,8 @@ func TestStandardSeries(t *testing.T) {
 	m.AskpassCall("success")
 	m.GitHubAppRefresh("error")
 	m.SignatureFailure("unsigned")
+	m.WebhookRequest("github", "accepted")
+	m.SetSyncState(func() (time.Time, time.Time, int) { return time.Now(), time.Now(), 0 })
 	fams := parse(t, scrape(t, m))
 
 	for _, want := range []map[string]dto.MetricType{standardFamilies, ownFamilies} {

@@ -1,6 +1,11 @@
 // Package server is git-sync's HTTP endpoint (--http-bind): readiness on
-// "/", Prometheus metrics on "/metrics" and Go profiling under
-// "/debug/pprof/".
+// "/", liveness on "/livez", the state on "/status", Prometheus metrics on
+// "/metrics", Go profiling under "/debug/pprof/", and the sync triggers
+// POST "/sync" and "/webhook" (or those two alone on --webhook-bind).
+//
+// Both listeners are meant to be reachable from outside the pod: they bound
+// the time a client may take to send its request, the number of
+// connections open at once, and the size of request headers.
 //
 // The listener is opened by Listen, before the first sync starts, so that a
 // bad address fails at startup and probes get an answer (503) rather than a
@@ -25,6 +30,16 @@ import (
 // headers, so that idle or malicious connections cannot pile up.
 const readHeaderTimeout = 10 * time.Second
 
+// Further limits for clients: the whole request (a webhook body is at most
+// 1 MiB), an idle kept-alive connection, the headers, and the connections
+// open at once (beyond it, new connections wait in the kernel's backlog).
+const (
+	readTimeout    = 30 * time.Second
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 64 << 10
+	maxConns       = 128
+)
+
 // Options configures the endpoint.
 type Options struct {
 	// Bind is the TCP address to listen on, as for net.Listen ("host:port",
@@ -40,6 +55,15 @@ type Options struct {
 	// every readiness request and must be safe for concurrent use. Nil
 	// means never ready.
 	Ready func() bool
+	// Fresh, if not nil, reports whether the last success is recent enough
+	// (--max-staleness); readiness fails while it is not.
+	Fresh func() bool
+	// Status serves GET /status and Live GET /livez, if not nil.
+	Status, Live http.Handler
+	// Sync and Webhook serve POST /sync and POST /webhook, if not nil.
+	Sync, Webhook http.Handler
+	// TriggersOnly serves nothing but Sync and Webhook (--webhook-bind).
+	TriggersOnly bool
 	// Log receives the server's own errors (nil discards them).
 	Log *slog.Logger
 }
@@ -62,11 +86,15 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http server: %w", err)
 	}
+	ln = limitListener(ln, maxConns)
 	s := &Server{
 		ln: ln,
 		srv: &http.Server{
 			Handler:           newMux(opts),
 			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
@@ -76,6 +104,21 @@ func Listen(opts Options) (*Server, error) {
 // newMux builds the routing table for opts.
 func newMux(opts Options) *http.ServeMux {
 	mux := http.NewServeMux()
+	if opts.Sync != nil {
+		mux.Handle("/sync", opts.Sync)
+	}
+	if opts.Webhook != nil {
+		mux.Handle("/webhook", opts.Webhook)
+	}
+	if opts.TriggersOnly {
+		return mux
+	}
+	if opts.Status != nil {
+		mux.Handle("/status", opts.Status)
+	}
+	if opts.Live != nil {
+		mux.Handle("/livez", opts.Live)
+	}
 	// "/" matches every path not claimed below: upstream git-sync answers
 	// readiness on any path, and probes configured against it (for example
 	// "/healthz") must keep working.
@@ -84,6 +127,11 @@ func newMux(opts Options) *http.ServeMux {
 		if opts.Ready == nil || !opts.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "not ready: the first sync has not succeeded yet\n")
+			return
+		}
+		if opts.Fresh != nil && !opts.Fresh() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not ready: the last successful sync is older than --max-staleness\n")
 			return
 		}
 		io.WriteString(w, "ok\n")

@@ -176,3 +176,70 @@ func TestShutdownWithoutServe(t *testing.T) {
 	}
 	ln.Close()
 }
+
+func TestStalenessFailsReadiness(t *testing.T) {
+	var fresh atomic.Bool
+	s := start(t, Options{Ready: func() bool { return true }, Fresh: fresh.Load})
+	code, body := get(t, s, "/")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "--max-staleness") {
+		t.Errorf("stale: GET / = %d %q, want 503 naming --max-staleness", code, body)
+	}
+	fresh.Store(true)
+	if code, _ := get(t, s, "/"); code != http.StatusOK {
+		t.Errorf("fresh again: GET / = %d, want 200", code)
+	}
+}
+
+func TestTriggersOnlyListener(t *testing.T) {
+	hit := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	}
+	s := start(t, Options{TriggersOnly: true, Sync: hit("sync"), Webhook: hit("webhook"),
+		Status: hit("status"), Live: hit("live"), Metrics: hit("metrics"), Pprof: true, Ready: func() bool { return true }})
+	for path, want := range map[string]int{"/sync": 200, "/webhook": 200, "/": 404, "/status": 404, "/livez": 404, "/metrics": 404, "/debug/pprof/": 404} {
+		if code, _ := get(t, s, path); code != want {
+			t.Errorf("GET %s on the triggers listener = %d, want %d", path, code, want)
+		}
+	}
+}
+
+// Connections beyond the bound wait in the backlog until one closes.
+func TestConnectionBound(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitListener(ln, 2)
+	defer l.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first, second := <-accepted, <-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted while two were open")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the third connection was not accepted after one closed")
+	}
+	second.Close()
+}

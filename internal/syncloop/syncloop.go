@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +67,17 @@ type Hook interface {
 type Metrics interface {
 	ObserveSync(status string, d time.Duration)
 	IncFetch()
+	Trigger(source string)
+}
+
+// Reporter receives the facts of the loop for /status, readiness with
+// --max-staleness, /livez and the state gauges (implemented by
+// *status.Tracker). May be nil.
+type Reporter interface {
+	AttemptStarted(now time.Time)
+	AttemptFinished(now time.Time, err error) // err nil for a success
+	NextAttempt(at time.Time)                 // zero: none scheduled
+	ErrorCleared()                            // --error-file removed after a success
 }
 
 // Options configures a Loop.
@@ -80,6 +93,14 @@ type Options struct {
 	// before the pre-publish hook; the first refusal keeps the commit from
 	// being published.
 	Checks []Check
+
+	// PeriodJitter spreads every wait over wait*(1 ± PeriodJitter).
+	PeriodJitter float64
+	// FailureBackoffMax, when positive, doubles the wait after each
+	// failure in a row, up to itself.
+	FailureBackoffMax time.Duration
+	// Status receives the loop's facts; nil for none.
+	Status Reporter
 }
 
 // Loop runs sync attempts.
@@ -110,9 +131,19 @@ func New(opts Options, syncer Syncer, auth Refresher, metrics Metrics, prePublis
 // Ready reports whether a sync has succeeded in this run (readiness probe).
 func (l *Loop) Ready() bool { return l.ready.Load() }
 
-// Trigger asks for a sync now, or right after the one running. Triggers
-// that arrive while one is pending collapse into it. Never blocks.
-func (l *Loop) Trigger() {
+// Trigger sources (the values of git_sync_triggers_total's label).
+const (
+	SourceSignal  = metrics.TriggerSignal
+	SourceHTTP    = metrics.TriggerHTTP
+	SourceWebhook = metrics.TriggerWebhook
+)
+
+// Trigger asks for a sync now, or right after the one running; source says
+// who asked (SourceSignal, SourceHTTP, SourceWebhook). Triggers that arrive
+// while one is pending collapse into it: any number of them during a sync
+// cause exactly one more. Never blocks.
+func (l *Loop) Trigger(source string) {
+	l.metrics.Trigger(source)
 	select {
 	case l.trigger <- struct{}{}:
 	default:
@@ -147,12 +178,21 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 // trip before the fetch.
 func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	start := time.Now()
+	if l.opts.Status != nil {
+		l.opts.Status.AttemptStarted(start)
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
 	defer cancel()
 
 	a := l.attempt(ctx, oneTime, triggered)
 	if a.Err != nil && ctx.Err() == context.DeadlineExceeded {
 		a.Err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, a.Err)
+	}
+	if l.opts.Status != nil {
+		// A refusal is a failed attempt; the polls that follow while the
+		// refused commit is held are not (the published tree is the one
+		// that should be published).
+		l.opts.Status.AttemptFinished(time.Now(), errors.Join(a.Err, a.Rejected))
 	}
 	res := a.Result
 	switch {
@@ -298,7 +338,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 // Run syncs until ctx ends (returns nil) or the failure budget is spent
 // (returns an error wrapping ErrTooManyFailures).
 func (l *Loop) Run(ctx context.Context) error {
-	failures := 0
+	failures, throttled := 0, 0
 	succeeded, triggered := false, false
 	for {
 		a := l.syncOnce(ctx, false, triggered)
@@ -314,6 +354,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		if a.Err != nil {
 			failures++
 			l.logError("sync failed", a.Err, "failures", failures)
+			if code := throttleStatus(a.Err); code != "" {
+				throttled++
+			} else {
+				throttled = 0
+			}
 			allowed := l.opts.MaxFailures
 			if !succeeded {
 				allowed = l.opts.InitMaxFailures
@@ -325,18 +370,32 @@ func (l *Loop) Run(ctx context.Context) error {
 				l.logError("too many failures, giving up", err, "failures", failures)
 				return err
 			}
-		} else if a.Rejected == nil {
-			failures = 0
-			succeeded = true
+		} else {
+			throttled = 0
+			if a.Rejected == nil {
+				failures = 0
+				succeeded = true
+			}
 		}
 		if succeeded && l.syncer.HashDone() {
 			l.log.Info("--ref is a commit hash and it is published; no more polling")
+			if l.opts.Status != nil {
+				l.opts.Status.NextAttempt(time.Time{})
+			}
 			<-ctx.Done()
 			return nil
 		}
-		wait := l.opts.Period
+		base := l.opts.Period
 		if !succeeded {
-			wait = l.opts.InitPeriod
+			base = l.opts.InitPeriod
+		}
+		wait := Wait(base, failures, throttled, l.opts.FailureBackoffMax, l.opts.PeriodJitter, rand.Float64())
+		if throttled > 0 {
+			l.log.Warn("the remote asks git-sync to slow down (HTTP "+throttleStatus(a.Err)+"); backing off",
+				"wait", wait.String(), "throttled", throttled)
+		}
+		if l.opts.Status != nil {
+			l.opts.Status.NextAttempt(time.Now().Add(wait))
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -346,10 +405,57 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-l.trigger:
 			timer.Stop()
 			triggered = true
-			l.log.Log(ctx, slog.Level(-2), "sync triggered by signal")
+			l.log.Log(ctx, slog.Level(-2), "sync triggered")
 		case <-timer.C:
+			l.metrics.Trigger(metrics.TriggerPeriod)
 		}
 	}
+}
+
+// Wait is how long the loop waits before the next attempt: base (the
+// period, or the init period before the first success), doubled after each
+// of failures in a row up to backoffMax when that is positive; at least
+// base doubled on each repeat after throttled answers (HTTP 429/503) in a
+// row, up to the larger of backoffMax and 8*base; then spread by jitter,
+// with r a uniform random number in [0, 1).
+func Wait(base time.Duration, failures, throttled int, backoffMax time.Duration, jitter, r float64) time.Duration {
+	w := base
+	if failures > 0 && backoffMax > 0 {
+		w = doubled(base, failures, max(backoffMax, base))
+	}
+	if throttled > 0 {
+		w = max(w, doubled(base, throttled-1, max(backoffMax, 8*base)))
+	}
+	if jitter > 0 {
+		w = time.Duration(float64(w) * (1 + jitter*(2*r-1)))
+	}
+	return w
+}
+
+// doubled is base*2^n, at most limit.
+func doubled(base time.Duration, n int, limit time.Duration) time.Duration {
+	w := base
+	for i := 0; i < n && w < limit; i++ {
+		w *= 2
+	}
+	return min(w, limit)
+}
+
+// throttlePattern finds the HTTP status in git's messages about a refused
+// request ("The requested URL returned error: 429", "RPC failed; HTTP 503").
+var throttlePattern = regexp.MustCompile(`(?:returned error:|HTTP) (429|503)\b`)
+
+// throttleStatus returns "429" or "503" when err says the remote answered
+// so, "" otherwise.
+func throttleStatus(err error) string {
+	if err == nil {
+		return ""
+	}
+	m := throttlePattern.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }
 
 // logError logs an error; the logger mirrors every error into
@@ -362,6 +468,9 @@ func (l *Loop) logError(msg string, err error, args ...any) {
 // included: the failure it reported has ended. errorfile.File makes this
 // free on the idle path unless an error was written since.
 func (l *Loop) clearError() {
+	if l.opts.Status != nil {
+		l.opts.Status.ErrorCleared()
+	}
 	if err := l.opts.ErrorFile.Remove(); err != nil {
 		l.log.Error("could not remove --error-file", "path", l.opts.ErrorFile.Path(), "error", err)
 	}

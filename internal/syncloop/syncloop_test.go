@@ -206,7 +206,7 @@ func TestTriggerCollapses(t *testing.T) {
 		t.Fatalf("first attempt numbered %d", n)
 	}
 	for i := 0; i < 5; i++ {
-		l.Trigger() // never blocks
+		l.Trigger(SourceSignal) // never blocks
 	}
 	close(release)
 	select {
