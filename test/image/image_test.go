@@ -313,3 +313,35 @@ func TestGroupWriteSharedVolume(t *testing.T) {
 		t.Errorf("read %q", out)
 	}
 }
+
+// TestAirflowChartShape runs the image as the official Airflow chart does
+// with deploy/airflow/official-chart-values.yaml: UID 65533, both spellings
+// of the variables, --add-user, credentials from the environment, and a
+// read-only root filesystem with no volume at /tmp (the credential socket
+// then goes to /dev/shm).
+func TestAirflowChartShape(t *testing.T) {
+	needPodman(t)
+	up, head := gittest.NewRepoWithCommit(t)
+	srv := gittest.HTTPServer(t, filepath.Dir(up.Dir()), gittest.HTTPOptions{Username: "u", Password: "tok"})
+	root := volume(t, 65533, 65533, 0o755)
+	url := srv.URL(filepath.Base(up.Dir()))
+	opts := []string{"--read-only", "--read-only-tmpfs=false", "-v", root + ":/git"}
+	for _, kv := range []string{
+		"GIT_SYNC_USERNAME=u", "GITSYNC_USERNAME=u", "GIT_SYNC_PASSWORD=tok", "GITSYNC_PASSWORD=tok",
+		"GIT_SYNC_REV=HEAD", "GITSYNC_REF=main", "GIT_SYNC_BRANCH=main",
+		"GIT_SYNC_REPO=" + url, "GITSYNC_REPO=" + url, "GIT_SYNC_DEPTH=1", "GITSYNC_DEPTH=1",
+		"GIT_SYNC_ROOT=/git", "GITSYNC_ROOT=/git", "GIT_SYNC_DEST=repo", "GITSYNC_LINK=repo",
+		"GIT_SYNC_ADD_USER=true", "GITSYNC_ADD_USER=true", "GITSYNC_PERIOD=30s",
+		"GIT_SYNC_MAX_SYNC_FAILURES=-1", "GITSYNC_MAX_FAILURES=-1",
+		"GIT_SYNC_ONE_TIME=true", "GITSYNC_ONE_TIME=true",
+	} {
+		opts = append(opts, "-e", kv)
+	}
+	out, err := runImage(t, opts)
+	if err != nil {
+		t.Fatalf("as the Airflow chart runs it: %v\n%s", err, out)
+	}
+	if got := linkHash(root, "repo"); got != head {
+		t.Fatalf("published %q, want %s\n%s", got, head, out)
+	}
+}
