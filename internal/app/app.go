@@ -155,21 +155,6 @@ func hasEnv(env []string, name string) bool {
 	return false
 }
 
-func version() string {
-	v := "git-sync (devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = "git-sync " + bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v += " (" + s.Value + ")"
-			}
-		}
-	}
-	return v
-}
-
 // run does the work of one process lifetime.
 func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger, ef *errorfile.File, tracker *status.Tracker) error {
 	env = childEnv(env)
