@@ -66,6 +66,8 @@ type Metrics struct {
 	askpassCalls *family
 	appRefresh   *family
 	hookRuns     *family
+	sshKept      *family
+	sshRenewals  *family
 }
 
 // New creates the metrics, with every sync outcome present from the start
@@ -81,7 +83,11 @@ func New() *Metrics {
 		askpassCalls: newFamily("git_sync_askpass_calls", "counter", "Number of calls to the askpass URL, by outcome.", "status"),
 		appRefresh:   newFamily("git_sync_refresh_github_app_token_count", "counter", "Number of GitHub App token refreshes, by outcome.", "status"),
 		hookRuns:     newFamily("git_sync_hook_run_count_total", "counter", "Number of hook attempts, by hook name and outcome.", "name", "status"),
+		// git-sync's own (upstream has no kept SSH connection).
+		sshKept:     newFamily("git_sync_ssh_kept_connection", "gauge", "1 while a kept SSH connection (an OpenSSH master) to the --repo host is up for git's ssh sessions, else 0."),
+		sshRenewals: newFamily("git_sync_ssh_kept_connection_renewals_total", "counter", "Number of kept SSH connections replaced by a new one, by reason (key_file, known_hosts, repo, age, lost).", "reason"),
 	}
+	m.sshKept.counts[""] = 0
 	for _, s := range []string{StatusSuccess, StatusError, StatusNoop} {
 		m.syncCount.counts[s] = 0
 		m.syncDuration.counts[s] = 0
@@ -137,6 +143,27 @@ func (m *Metrics) HookRun(name, status string) {
 	m.add(func(m *Metrics) *family { return m.hookRuns }, name, status)
 }
 
+// SSHKeptConnection records whether a kept SSH connection is up.
+func (m *Metrics) SSHKeptConnection(up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.mu.Lock()
+	m.sshKept.counts[""] = v
+	m.mu.Unlock()
+}
+
+// SSHKeptConnectionRenewal counts one kept SSH connection replaced by a new
+// one; reason is "key_file", "known_hosts", "repo", "age" or "lost" (the
+// previous one ended on its own).
+func (m *Metrics) SSHKeptConnectionRenewal(reason string) {
+	m.add(func(m *Metrics) *family { return m.sshRenewals }, reason)
+}
+
 // ServeHTTP serves the exposition (GET /metrics).
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -149,7 +176,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.sshKept, m.sshRenewals} {
 		f.write(&b)
 	}
 	m.mu.Unlock()

@@ -179,12 +179,14 @@ var standardFamilies = map[string]dto.MetricType{
 // ownFamilies are git-sync's own metrics (docs/CONTRACT.md, section 6) with
 // their types.
 var ownFamilies = map[string]dto.MetricType{
-	"git_sync_duration_seconds":               dto.MetricType_SUMMARY,
-	"git_sync_count_total":                    dto.MetricType_COUNTER,
-	"git_fetch_count_total":                   dto.MetricType_COUNTER,
-	"git_sync_askpass_calls":                  dto.MetricType_COUNTER,
-	"git_sync_refresh_github_app_token_count": dto.MetricType_COUNTER,
-	"git_sync_hook_run_count_total":           dto.MetricType_COUNTER,
+	"git_sync_duration_seconds":                   dto.MetricType_SUMMARY,
+	"git_sync_count_total":                        dto.MetricType_COUNTER,
+	"git_fetch_count_total":                       dto.MetricType_COUNTER,
+	"git_sync_askpass_calls":                      dto.MetricType_COUNTER,
+	"git_sync_refresh_github_app_token_count":     dto.MetricType_COUNTER,
+	"git_sync_hook_run_count_total":               dto.MetricType_COUNTER,
+	"git_sync_ssh_kept_connection":                dto.MetricType_GAUGE,
+	"git_sync_ssh_kept_connection_renewals_total": dto.MetricType_COUNTER,
 }
 
 // value returns the value of the only, unlabelled sample of family name.
@@ -213,6 +215,7 @@ func TestStandardSeries(t *testing.T) {
 	m.HookRun("exechook", "success")
 	m.AskpassCall("success")
 	m.GitHubAppRefresh("error")
+	m.SSHKeptConnectionRenewal("age")
 	fams := parse(t, scrape(t, m))
 
 	for _, want := range []map[string]dto.MetricType{standardFamilies, ownFamilies} {
@@ -347,4 +350,34 @@ func TestLargeCountersAreIntegers(t *testing.T) {
 	m.syncCount.counts[StatusNoop] = 12345678
 	m.mu.Unlock()
 	wantLines(t, scrape(t, m), `git_sync_count_total{status="noop"} 12345678`)
+}
+
+// TestSSHKeptConnection: the gauge is 0 until a kept connection is up and
+// follows it; renewals count by reason.
+func TestSSHKeptConnection(t *testing.T) {
+	m := New()
+	fams := parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 0 {
+		t.Errorf("gauge at start = %v, want 0", v)
+	}
+	m.SSHKeptConnection(true)
+	m.SSHKeptConnectionRenewal("key_file")
+	m.SSHKeptConnectionRenewal("key_file")
+	m.SSHKeptConnectionRenewal("age")
+	fams = parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 1 {
+		t.Errorf("gauge when up = %v, want 1", v)
+	}
+	got := map[string]float64{}
+	for _, s := range fams["git_sync_ssh_kept_connection_renewals_total"].GetMetric() {
+		got[s.GetLabel()[0].GetValue()] = s.GetCounter().GetValue()
+	}
+	if got["key_file"] != 2 || got["age"] != 1 || len(got) != 2 {
+		t.Errorf("renewals = %v, want key_file 2, age 1", got)
+	}
+	m.SSHKeptConnection(false)
+	fams = parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 0 {
+		t.Errorf("gauge when down = %v, want 0", v)
+	}
 }
