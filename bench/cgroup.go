@@ -228,7 +228,7 @@ func (m *meter) busy() bool {
 		pids = childrenOf(m.pid)
 	}
 	for _, p := range pids {
-		if p != m.pid && !isRemoteHelper(p) {
+		if p != m.pid && !isRemoteHelper(p) && !isSSHMaster(p) {
 			return true
 		}
 	}
@@ -248,6 +248,13 @@ func isRemoteHelper(pid int) bool {
 	base := filepath.Base(args[0])
 	return strings.HasPrefix(base, "git-remote-http") ||
 		base == "git" && len(args) > 1 && strings.HasPrefix(args[1], "remote-http")
+}
+
+// isSSHMaster reports whether pid is git-sync's kept SSH connection (an
+// ssh master waiting between sessions; see bench/ssh.go).
+func isSSHMaster(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(b), "ControlMaster=yes")
 }
 
 // newMeter starts metering pid, in a fresh cgroup when the runner can make

@@ -96,7 +96,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gitsync, "gitsync", "", "git-sync binary to measure (default: build ./cmd/git-sync of this module)")
 	fs.StringVar(&sizes, "sizes", "small,medium", "fixture sizes: small, medium")
 	fs.StringVar(&transports, "transports", "file,http", "transports: file, http")
-	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,slowreader,disk,rss,webhook", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,slowreader,disk,rss,webhook,ssh", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
 	fs.StringVar(&gcModes, "gc", gcDefault+",off", "--git-gc values for the update scenario (\""+gcDefault+"\": the flag is not passed; targets apply to that run only)")
 	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
@@ -145,7 +145,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, s := range o.scenarios {
 		switch s {
-		case "first", "idle", "update", "storm", "slowreader", "disk", "rss", "webhook":
+		case "first", "idle", "update", "storm", "slowreader", "disk", "rss", "webhook", "ssh":
 		default:
 			return o, fmt.Errorf("unknown scenario %q", s)
 		}
@@ -249,6 +249,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = b.scenarioRSS(ctx)
 		case "webhook":
 			err = b.scenarioWebhook(ctx)
+		case "ssh":
+			err = b.scenarioSSH(ctx)
 		}
 		if err != nil {
 			b.logf("scenario %s failed: %v", sc, err)

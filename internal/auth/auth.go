@@ -18,11 +18,14 @@ import (
 	"gitsync/internal/secret"
 )
 
-// Metrics counts askpass calls and GitHub App token refreshes; status is
-// "success" or "error".
+// Metrics counts askpass calls and GitHub App token refreshes (status is
+// "success" or "error") and follows the kept SSH connection: whether one
+// is up, and each renewal with its reason.
 type Metrics interface {
 	AskpassCall(status string)
 	GitHubAppRefresh(status string)
+	SSHKeptConnection(up bool)
+	SSHKeptConnectionRenewal(reason string)
 }
 
 // Options are New's dependencies.
@@ -54,10 +57,12 @@ type Auth struct {
 	client  *http.Client
 	cfg     Config
 
-	dir    string // owner-only directory holding the socket
+	dir    string   // owner-only directory holding the sockets
+	lock   *os.File // held (flock) while dir is in use
 	sock   string
 	ln     net.Listener
-	helper string // credential.helper value
+	kept   *keptSSH // the kept SSH connection, or nil
+	helper string   // credential.helper value
 	sshCmd string
 	// sshRequired are the files ssh needs before a sync can work (see
 	// planSSHFiles), checked by every Refresh.
@@ -86,8 +91,10 @@ type Auth struct {
 
 type nopMetrics struct{}
 
-func (nopMetrics) AskpassCall(string)      {}
-func (nopMetrics) GitHubAppRefresh(string) {}
+func (nopMetrics) AskpassCall(string)              {}
+func (nopMetrics) GitHubAppRefresh(string)         {}
+func (nopMetrics) SSHKeptConnection(bool)          {}
+func (nopMetrics) SSHKeptConnectionRenewal(string) {}
 
 // New checks what can never work (credential URLs, values git's credential
 // protocol cannot carry, the GitHub App key, a missing cookie file) and,
@@ -155,13 +162,18 @@ func New(cfg Config, opts Options) (*Auth, error) {
 	for _, n := range notes {
 		a.log.Log(context.Background(), slog.Level(-2), n)
 	}
-	a.sshCmd = SSHCommand(SSHOptions{
+	sshOpts := SSHOptions{
 		Base:           lookupEnv(opts.Env, "GIT_SSH_COMMAND"),
 		KeyFiles:       keys,
 		KnownHosts:     cfg.SSHKnownHosts,
 		KnownHostsFile: cfg.SSHKnownHostsFile,
 		Verbose:        sshVerbosity(a.verbosity()),
-	})
+	}
+	dest, keep := parseSSHDest(cfg.Repo)
+	if keep && !sshSharingPossible(sshOpts.Base) {
+		keep = false
+		a.log.Log(context.Background(), levelMaster, "GIT_SSH_COMMAND sets up connection sharing itself; git-sync keeps no SSH connection of its own")
+	}
 
 	if cfg.CookieFile != "" {
 		if !fileExists(cfg.CookieFile) {
@@ -178,14 +190,38 @@ func New(cfg Config, opts Options) (*Auth, error) {
 		a.app = app
 	}
 
-	if !cfg.hasCredentials() {
-		// Nothing to serve: no socket, no directory, and git gets no
-		// helper at all (so it fails at once, without asking anyone).
+	serveCreds := cfg.hasCredentials()
+	if !serveCreds && !keep {
+		// Nothing to serve and no SSH connection to keep: no socket, no
+		// directory, and git gets no helper at all (so it fails at
+		// once, without asking anyone).
+		a.sshCmd = SSHCommand(sshOpts)
 		close(a.serveDone)
 		return a, nil
 	}
-	if err := a.listen(opts.TempDir); err != nil {
+	nameLen := len(socketName)
+	if keep {
+		nameLen = max(nameLen, controlNameMaxLen)
+	}
+	if err := a.makeDir(opts.TempDir, nameLen, serveCreds); err != nil {
 		return nil, err
+	}
+	if keep {
+		sshOpts.ControlDir = a.dir
+		var files []sshFile
+		for _, k := range keys {
+			files = append(files, sshFile{"--ssh-key-file", k})
+		}
+		if cfg.SSHKnownHosts && cfg.SSHKnownHostsFile != "" {
+			files = append(files, sshFile{"--ssh-known-hosts-file", cfg.SSHKnownHostsFile})
+		}
+		masterEnv := append(append([]string{}, opts.Env...), "SSH_ASKPASS_REQUIRE=never")
+		a.kept = newKeptSSH(a.log, a.metrics, a.dir, sshOpts, dest, masterEnv, files)
+	}
+	a.sshCmd = SSHCommand(sshOpts)
+	if !serveCreds {
+		close(a.serveDone)
+		return a, nil
 	}
 	a.helper = "!" + shellQuote(opts.Self) + " " + HelperArg + " " + shellQuote(a.sock)
 	go a.serve()
@@ -202,8 +238,9 @@ func (a *Auth) verbosity() int {
 	return 0
 }
 
-// Dir is the owner-only directory New created for the socket (removed by
-// Close), or "" when there are no credentials to serve.
+// Dir is the owner-only directory New created for the credential socket
+// and the kept SSH connection's socket (removed by Close), or "" when
+// there is neither.
 func (a *Auth) Dir() string { return a.dir }
 
 // Refresh brings the credentials up to date before a sync: it checks that
@@ -214,6 +251,8 @@ func (a *Auth) Refresh(ctx context.Context) error {
 	var errs []error
 	if err := checkSSHFiles(a.sshRequired, fileExists); err != nil {
 		errs = append(errs, err)
+	} else if a.kept != nil {
+		a.kept.ensure(ctx)
 	}
 	if err := a.readPasswordFiles(); err != nil {
 		errs = append(errs, err)
@@ -333,18 +372,25 @@ func (a *Auth) Env() []string {
 	}
 }
 
-// Close stops serving the credential helper, waits for requests in flight
-// and removes the private directory. It may be called more than once.
+// Close ends the kept SSH connection, stops serving the credential
+// helper, waits for requests in flight and removes the private directory.
+// It may be called more than once.
 func (a *Auth) Close() error {
 	a.closeOnce.Do(func() {
-		if a.ln == nil {
-			return // no credentials, nothing was started
+		if a.kept != nil {
+			a.kept.close()
 		}
-		err := a.ln.Close()
-		<-a.serveDone
-		a.connWG.Wait()
-		if rerr := os.RemoveAll(a.dir); rerr != nil {
-			err = errors.Join(err, rerr)
+		var err error
+		if a.ln != nil {
+			err = a.ln.Close()
+			<-a.serveDone
+			a.connWG.Wait()
+		}
+		if a.dir != "" {
+			if rerr := os.RemoveAll(a.dir); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			a.lock.Close()
 		}
 		a.closeErr = err
 	})

@@ -53,13 +53,37 @@ func runTests(m *testing.M) int {
 
 // metricsRecorder counts Metrics calls.
 type metricsRecorder struct {
-	mu      sync.Mutex
-	askpass map[string]int
-	app     map[string]int
+	mu       sync.Mutex
+	askpass  map[string]int
+	app      map[string]int
+	sshUp    bool
+	renewals map[string]int
 }
 
 func newMetricsRecorder() *metricsRecorder {
-	return &metricsRecorder{askpass: map[string]int{}, app: map[string]int{}}
+	return &metricsRecorder{askpass: map[string]int{}, app: map[string]int{}, renewals: map[string]int{}}
+}
+
+func (m *metricsRecorder) SSHKeptConnection(up bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sshUp = up
+}
+
+func (m *metricsRecorder) SSHKeptConnectionRenewal(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.renewals[reason]++
+}
+
+func (m *metricsRecorder) ssh() (up bool, renewals map[string]int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := map[string]int{}
+	for k, v := range m.renewals {
+		r[k] = v
+	}
+	return m.sshUp, r
 }
 
 func (m *metricsRecorder) AskpassCall(status string) {

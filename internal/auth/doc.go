@@ -77,6 +77,38 @@
 // read-only HOME is fine (ssh still needs a passwd entry for the UID: see
 // --add-user).
 //
+// # Kept SSH connection
+//
+// For an SSH --repo, every git ssh command gets ControlMaster=no and
+// ControlPath=<private dir>/%C, and Refresh keeps one OpenSSH master for
+// the --repo destination (sshmaster.go): started by git-sync itself,
+// through the shell with "exec" so that ssh is git-sync's own child, with
+// the same command (user's GIT_SSH_COMMAND first, BatchMode, IdentityFile,
+// strict host keys) plus ControlMaster=yes, ControlPersist=no, -N and
+// keepalives. Sessions to the same host, port and user (the %C hash) share
+// it; any other host (a submodule elsewhere) finds no socket and connects on
+// its own, so a master can never carry another host's traffic. When the
+// master is not up, or the server refuses a session on it (MaxSessions),
+// ssh itself connects directly: git's errors are ssh's own, as before.
+//
+// Lifetime: Close (SIGTERM) ends it; if git-sync alone is SIGKILLed, the
+// kernel's parent-death signal (SIGTERM, set from a goroutine locked to its
+// thread for the master's whole life, since the signal follows the thread)
+// ends it, and ssh removes its socket. ControlPersist is never used: it
+// forks the master into the background, beyond both. A master is replaced
+// (OpenSSH's stop-listening request over the control socket: new sessions
+// go to the new master, the old one exits when its sessions end, or after 2
+// minutes) when the contents of a key file or the known-hosts file change,
+// and after 10 minutes; a master that ended is started again. One that
+// cannot be set up is logged once and retried after 30 s, doubling up to
+// 10 minutes, or at once when a watched file changes. A GIT_SSH_COMMAND
+// that configures sharing itself (Control*, -M, -S, -O), or whose ssh is
+// not the shell's own process (the master must be git-sync's child), gets
+// no master. The private directory then needs room for ssh's socket name
+// (%C plus the 17 bytes of ssh's temporary name): $TMPDIR at most 22 bytes,
+// else /tmp. The directory holds a lock file flocked for git-sync's
+// lifetime, so the stale-directory sweep never removes a live one.
+//
 // # GitHub App
 //
 // An installation token is fetched with an RS256 JWT signed by the app's

@@ -24,14 +24,18 @@ const (
 	privateDirPrefix = "git-sync-auth-"
 	randomLen        = 8
 	socketName       = "credential.sock"
+	lockName         = "lock"
 )
 
 // socketPathMax is the longest path a unix socket may have: sun_path holds
 // 108 bytes on Linux, the final NUL included. maxTempDirLen is then the
-// longest temp dir that can hold the private directory (68 on Linux).
+// longest temp dir that can hold the private directory with the credential
+// socket (68 on Linux), maxTempDirLenSSH the longest that can also hold the
+// kept SSH connection's socket (22).
 const (
-	socketPathMax = len(syscall.RawSockaddrUnix{}.Path) - 1
-	maxTempDirLen = socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/"+socketName)
+	socketPathMax    = len(syscall.RawSockaddrUnix{}.Path) - 1
+	maxTempDirLen    = socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/"+socketName)
+	maxTempDirLenSSH = socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/") - controlNameMaxLen
 )
 
 // fallbackParents are where the private directory goes when the temp dir
@@ -46,63 +50,93 @@ const (
 // process in the pod's network namespace could ask it for the credentials.
 func fallbackParents() []string { return []string{"/tmp", "/dev/shm"} }
 
-// listen creates the owner-only private directory and listens on the
-// socket in it. It tries tempDir ($TMPDIR) first, then fallbackParents,
-// and fails only when none of them can hold the socket.
-func (a *Auth) listen(tempDir string) error {
+// makeDir creates the owner-only private directory, locks it as in use
+// (see removeStaleDirs) and, when listen is set, listens on the credential
+// socket in it. The directory must hold a socket whose name has nameLen
+// bytes. It tries tempDir ($TMPDIR) first, then fallbackParents, and fails
+// only when none of them can.
+func (a *Auth) makeDir(tempDir string, nameLen int, listen bool) error {
 	if tempDir == "" {
 		tempDir = os.TempDir()
 	}
 	var problems []string
 	tried := map[string]bool{}
 	for _, parent := range append([]string{tempDir}, fallbackParents()...) {
-		// git runs the helper in other directories: the path must be
-		// absolute.
+		// git runs the helper in other directories, and ssh in others
+		// still: the path must be absolute.
 		parent, err := filepath.Abs(parent)
 		if err != nil || tried[parent] {
 			continue
 		}
 		tried[parent] = true
-		dir, sock, ln, err := listenIn(parent)
+		dir, lock, sock, ln, err := makeDirIn(parent, nameLen, listen)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
 		if len(problems) > 0 {
-			a.log.Log(context.Background(), slog.Level(-1), "the temp dir cannot hold the credential socket; using another directory",
+			a.log.Log(context.Background(), slog.Level(-1), "the temp dir cannot hold git-sync's sockets; using another directory",
 				"problems", strings.Join(problems, "; "), "dir", dir)
 		}
-		a.dir, a.sock, a.ln = dir, sock, ln
+		a.dir, a.lock, a.sock, a.ln = dir, lock, sock, ln
 		return nil
 	}
-	return fmt.Errorf("auth: no directory for the credential helper's socket (set TMPDIR to a writable directory whose path has at most %d bytes): %s",
-		maxTempDirLen, strings.Join(problems, "; "))
+	return fmt.Errorf("auth: no directory for git-sync's sockets (set TMPDIR to a writable directory whose path has at most %d bytes): %s",
+		maxParentLen(nameLen), strings.Join(problems, "; "))
 }
 
-// listenIn makes a fresh owner-only directory in parent and listens on a
-// socket in it (owner-only too). On error nothing is left behind.
-func listenIn(parent string) (dir, sock string, ln net.Listener, err error) {
-	if n := len(filepath.Join(parent, privateDirPrefix+strings.Repeat("x", randomLen), socketName)); n > socketPathMax {
-		return "", "", nil, fmt.Errorf("%s: a socket path there would have %d bytes, more than the %d a unix socket allows", parent, n, socketPathMax)
+// maxParentLen is the longest parent directory that can hold a private
+// directory with a socket whose name has nameLen bytes.
+func maxParentLen(nameLen int) int {
+	return socketPathMax - len("/"+privateDirPrefix) - randomLen - len("/") - nameLen
+}
+
+// makeDirIn makes a fresh owner-only directory in parent, locks it, and
+// listens on the credential socket in it (owner-only too) when listen is
+// set. On error nothing is left behind.
+func makeDirIn(parent string, nameLen int, listen bool) (dir string, lock *os.File, sock string, ln net.Listener, err error) {
+	if n := len(parent) + len("/"+privateDirPrefix) + randomLen + len("/") + nameLen; n > socketPathMax {
+		return "", nil, "", nil, fmt.Errorf("%s: a socket path there would have %d bytes, more than the %d a unix socket allows", parent, n, socketPathMax)
 	}
 	removeStaleDirs(parent, time.Now())
 	dir, err = mkPrivateDir(parent)
 	if err != nil {
-		return "", "", nil, err
+		return "", nil, "", nil, err
 	}
-	sock = filepath.Join(dir, socketName)
-	ln, err = net.Listen("unix", sock)
-	if err == nil {
-		err = os.Chmod(sock, 0o600)
+	lock, err = lockDir(dir)
+	if err == nil && listen {
+		sock = filepath.Join(dir, socketName)
+		ln, err = net.Listen("unix", sock)
+		if err == nil {
+			err = os.Chmod(sock, 0o600)
+			if err != nil {
+				ln.Close()
+			}
+		}
 		if err != nil {
-			ln.Close()
+			lock.Close()
 		}
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", "", nil, fmt.Errorf("%s: %w", parent, err)
+		return "", nil, "", nil, fmt.Errorf("%s: %w", parent, err)
 	}
-	return dir, sock, ln, nil
+	return dir, lock, sock, ln, nil
+}
+
+// lockDir creates dir's lock file and holds an exclusive flock on it until
+// the file is closed, or the process ends however it ends: the mark of a
+// directory in use, whether or not it holds a credential socket.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
 }
 
 // mkPrivateDir creates a new directory with a random name of fixed length
@@ -133,9 +167,11 @@ func mkPrivateDir(parent string) (string, error) {
 }
 
 // removeStaleDirs removes the private directories that earlier git-sync
-// processes of this user left when they were killed: those whose socket
-// nobody listens on any more. It skips recent ones (a concurrent New may not
-// be listening yet) and ignores every error: this is housekeeping only.
+// processes of this user left when they were killed: those whose lock
+// nobody holds any more (or, made by a git-sync without locks, whose
+// credential socket nobody listens on). It skips recent ones (a concurrent
+// New may not have locked yet) and ignores every error: this is
+// housekeeping only.
 func removeStaleDirs(parent string, now time.Time) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
@@ -153,6 +189,12 @@ func removeStaleDirs(parent string, now time.Time) {
 		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
 			continue
 		}
+		if inUse, known := dirLocked(dir); known {
+			if !inUse {
+				os.RemoveAll(dir)
+			}
+			continue
+		}
 		conn, err := net.DialTimeout("unix", filepath.Join(dir, socketName), time.Second)
 		if err == nil {
 			conn.Close() // a live git-sync
@@ -162,4 +204,20 @@ func removeStaleDirs(parent string, now time.Time) {
 			os.RemoveAll(dir)
 		}
 	}
+}
+
+// dirLocked reports whether a live git-sync holds dir's lock; known is
+// false when dir has no lock file.
+func dirLocked(dir string) (inUse, known bool) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false, false
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return false, true // released by Close of f
+	}
+	// Held by another (EWOULDBLOCK), or not known to be free.
+	return true, true
 }

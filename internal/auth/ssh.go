@@ -25,12 +25,53 @@ type SSHOptions struct {
 	KnownHostsFile string
 	// Verbose is the number of -v flags for ssh (0 to 3).
 	Verbose int
+	// ControlDir, when set, is the owner-only directory of git-sync's kept
+	// SSH connection: ssh then uses a master's socket there when one is up
+	// for the host it connects to, and connects on its own otherwise. It
+	// never becomes a master itself (see sshMasterCommand).
+	ControlDir string
 }
 
 // SSHCommand returns the value of GIT_SSH_COMMAND for o. git runs it
 // through the shell with the host and remote command appended, so every
 // path is quoted for the shell.
 func SSHCommand(o SSHOptions) string {
+	parts := sshCommandParts(o)
+	if o.ControlDir != "" {
+		parts = append(parts, "-o", "ControlMaster=no", "-o", controlPathOption(o.ControlDir))
+	}
+	return strings.Join(parts, " ")
+}
+
+// sshMasterCommand returns the shell command that runs git-sync's kept
+// connection to dest: the same ssh command as git's (the user's
+// GIT_SSH_COMMAND, keys, batch mode, host key checking), as a master in
+// the foreground (ControlMaster=yes, ControlPersist=no: never forked into
+// the background), with no remote command (-N, which also makes a master
+// told to stop listening exit once its sessions are done), and keepalives
+// so that a connection that silently died is noticed and replaced instead
+// of stalling every session. "exec" keeps ssh the shell's own process, so
+// that it is git-sync's child.
+func sshMasterCommand(o SSHOptions, dest sshDest) string {
+	parts := append([]string{"exec"}, sshCommandParts(o)...)
+	parts = append(parts,
+		"-o", "ControlMaster=yes", "-o", controlPathOption(o.ControlDir), "-o", "ControlPersist=no",
+		"-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+		"-N", "-n")
+	for _, a := range dest.args() {
+		parts = append(parts, shellQuote(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// controlPathOption is the ControlPath option for a socket in dir named by
+// controlName.
+func controlPathOption(dir string) string {
+	return shellQuote("ControlPath=" + sshConfigWord(sshPercentEscape(dir)+"/"+controlName))
+}
+
+// sshCommandParts is the ssh command without connection sharing.
+func sshCommandParts(o SSHOptions) []string {
 	base := strings.TrimSpace(o.Base)
 	if base == "" {
 		base = "ssh"
@@ -58,7 +99,123 @@ func SSHCommand(o SSHOptions) string {
 			"-o", "StrictHostKeyChecking=no",
 			"-o", "UserKnownHostsFile=/dev/null")
 	}
-	return strings.Join(parts, " ")
+	return parts
+}
+
+// sshSharingPossible reports whether git-sync may add connection sharing
+// to the user's GIT_SSH_COMMAND base: not when it already says something
+// about it (a Control* option, -S, -M, -O), which is then the user's to
+// manage.
+func sshSharingPossible(base string) bool {
+	if strings.Contains(strings.ToLower(base), "control") {
+		return false
+	}
+	for _, f := range strings.Fields(base) {
+		if len(f) < 2 || f[0] != '-' || f[1] == '-' || f[1] == 'o' {
+			continue
+		}
+		if strings.ContainsAny(f[1:2], "SMO") || strings.Trim(f[1:], "46AaCfGgKkMNnqsTtVvXxYy") == "" && strings.Contains(f, "M") {
+			return false
+		}
+	}
+	return true
+}
+
+// sshDest is where git's ssh connects for an SSH --repo: ssh's -p port
+// (when the URL names one) and [user@]host.
+type sshDest struct{ User, Host, Port string }
+
+// args are the arguments git gives ssh before the remote command.
+func (d sshDest) args() []string {
+	var a []string
+	if d.Port != "" {
+		a = append(a, "-p", d.Port)
+	}
+	host := d.Host
+	if d.User != "" {
+		host = d.User + "@" + host
+	}
+	return append(a, host)
+}
+
+// String is dest for logs, e.g. git@example.com:22.
+func (d sshDest) String() string {
+	s := d.Host
+	if d.User != "" {
+		s = d.User + "@" + s
+	}
+	if d.Port != "" {
+		s += " port " + d.Port
+	}
+	return s
+}
+
+// parseSSHDest finds where git's ssh connects for repo: ssh://,
+// git+ssh:// and ssh+git:// URLs ([user@]host[:port]/path, an IPv6 host in
+// brackets) and the scp-like form ([user@]host:path, or [user@host:port]:path
+// and [host:port]:path as git reads them). ok is false for anything else,
+// and for a host git would refuse (one that starts with "-").
+func parseSSHDest(repo string) (d sshDest, ok bool) {
+	if scheme, rest, found := strings.Cut(repo, "://"); found {
+		switch strings.ToLower(scheme) {
+		case "ssh", "git+ssh", "ssh+git":
+		default:
+			return d, false
+		}
+		hostport, _, _ := strings.Cut(rest, "/")
+		if at := strings.LastIndexByte(hostport, '@'); at >= 0 {
+			d.User, hostport = hostport[:at], hostport[at+1:]
+		}
+		if strings.HasPrefix(hostport, "[") {
+			end := strings.IndexByte(hostport, ']')
+			if end < 0 {
+				return d, false
+			}
+			d.Host, hostport = hostport[1:end], hostport[end+1:]
+			if p, found := strings.CutPrefix(hostport, ":"); found {
+				d.Port = p
+			} else if hostport != "" {
+				return d, false
+			}
+		} else if h, p, found := strings.Cut(hostport, ":"); found {
+			d.Host, d.Port = h, p
+		} else {
+			d.Host = hostport
+		}
+	} else {
+		if !isSSHRepo(repo) {
+			return d, false
+		}
+		if strings.HasPrefix(repo, "[") {
+			end := strings.Index(repo, "]:")
+			if end < 0 {
+				return d, false
+			}
+			inside := repo[1:end]
+			if at := strings.LastIndexByte(inside, '@'); at >= 0 {
+				d.User, inside = inside[:at], inside[at+1:]
+			}
+			if h, p, found := strings.Cut(inside, ":"); found && !strings.Contains(p, ":") {
+				d.Host, d.Port = h, p
+			} else {
+				d.Host = inside
+			}
+		} else {
+			hostpart, _, _ := strings.Cut(repo, ":")
+			if at := strings.LastIndexByte(hostpart, '@'); at >= 0 {
+				d.User, hostpart = hostpart[:at], hostpart[at+1:]
+			}
+			d.Host = hostpart
+		}
+	}
+	if d.Port == "" && strings.HasSuffix(d.Host, ":") {
+		d.Host = strings.TrimSuffix(d.Host, ":")
+	}
+	if d.Host == "" || strings.HasPrefix(d.Host, "-") || strings.HasPrefix(d.User, "-") ||
+		strings.Trim(d.Port, "0123456789") != "" {
+		return sshDest{}, false
+	}
+	return d, true
 }
 
 // sshVerbosity maps git-sync's -v level to ssh's -v count (5 -> -v,

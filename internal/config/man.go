@@ -352,6 +352,22 @@ never prompts (it fails instead). The methods:
   host keys checked against --ssh-known-hosts-file (unless
   --ssh-known-hosts=false). --add-user helps when the container runs as a
   user that has no /etc/passwd entry.
+  git-sync keeps one SSH connection to the --repo host: it starts an
+  OpenSSH master (ControlMaster) as its own child, with the same ssh
+  command, and every poll and fetch opens a session on it instead of
+  logging in again. The master ends with git-sync (on SIGTERM, and on a
+  SIGKILL of git-sync alone through the kernel's parent-death signal; no
+  ControlPersist, which would leave it in the background). It is replaced
+  when the contents of a key file or the known-hosts file change (a rotated
+  secret mount) and after 10 minutes. Submodules on other hosts, or as
+  other users, connect on their own each time; those on the same host, port
+  and user share it. When the master cannot be set up, or the server
+  refuses a session on it (sshd's MaxSessions), ssh connects on its own
+  with its own error messages, and git-sync says so once in the log. A
+  GIT_SSH_COMMAND that sets any Control* option (or -M, -S, -O) leaves
+  connection sharing to the user. Metrics: git_sync_ssh_kept_connection (1
+  while a master is up) and git_sync_ssh_kept_connection_renewals_total
+  {reason=key_file|known_hosts|repo|age|lost}.
 - Cookies: --cookie-file makes git use /etc/git-secret/cookie_file.
 
 Every method answers git's credential request for the --repo URL whatever
@@ -373,13 +389,14 @@ git-sync writes only:
 - --root, which it owns, and --link, --touch-file and --error-file when
   they point outside it (missing parent directories are created).
 - With credentials to serve (--username, --askpass-url, --credential or a
-  GitHub App): one owner-only directory, git-sync-auth-XXXXXXXX, holding
-  the credential helper's socket and no secret, removed on exit (one left by
-  a killed git-sync is removed by the next one). It goes in
-  $TMPDIR (default /tmp) when the socket path fits there (a unix socket
-  path has at most 107 bytes, so $TMPDIR may have at most 68), else in
-  /tmp, else in /dev/shm; a long, missing or read-only $TMPDIR is never an
-  error. Without credentials nothing is created.
+  GitHub App) or an SSH --repo: one owner-only directory,
+  git-sync-auth-XXXXXXXX, holding the credential helper's socket and the
+  kept SSH connection's control socket (no secret), removed on exit (one
+  left by a killed git-sync is removed by the next one). It goes in
+  $TMPDIR (default /tmp) when the socket paths fit there (a unix socket
+  path has at most 107 bytes, so $TMPDIR may have at most 68 bytes, or 22
+  with an SSH --repo), else in /tmp, else in /dev/shm; a long, missing or
+  read-only $TMPDIR is never an error. Otherwise nothing is created.
 - /etc/passwd, with --add-user only.
 
 Nothing is written under $HOME (git reads git-sync's private configuration

@@ -19,6 +19,9 @@ type SSHDOptions struct {
 	// KeyType is the type of generated host and user keys, as ssh-keygen -t
 	// takes it; empty means ed25519.
 	KeyType string
+	// MaxSessions is sshd's MaxSessions (sessions at once on one
+	// connection); 0 means 100.
+	MaxSessions int
 }
 
 // SSHServer is an OpenSSH sshd serving git over ssh on 127.0.0.1, with its
@@ -42,6 +45,8 @@ type SSHServer struct {
 	knownHosts string
 	clientCfg  string
 	authKeys   string
+	maxSess    int
+	proc       *serverProcess
 
 	mu    sync.Mutex
 	nkeys int
@@ -81,6 +86,10 @@ func SSHD(t testing.TB, opts SSHDOptions) *SSHServer {
 		user:    u.Username,
 		keyType: opts.KeyType,
 		keygen:  keygen,
+		maxSess: opts.MaxSessions,
+	}
+	if s.maxSess == 0 {
+		s.maxSess = 100
 	}
 	if s.keyType == "" {
 		s.keyType = "ed25519"
@@ -107,6 +116,7 @@ func SSHD(t testing.TB, opts SSHDOptions) *SSHServer {
 			continue
 		}
 		t.Cleanup(proc.stop)
+		s.proc = proc
 		s.port = port
 		s.writeClientFiles(hostKey + ".pub")
 		return s
@@ -155,12 +165,15 @@ func (s *SSHServer) writeSSHDConfig(sshd, file, hostKey string, port int) {
 		"PrintLastLog no",
 		"UseDNS no",
 		"MaxStartups 200",
-		"MaxSessions 100",
+		"MaxSessions " + strconv.Itoa(s.maxSess),
 		"LoginGraceTime 30",
 		"LogLevel VERBOSE",
 		// The server side git reads no machine config and trusts test
-		// repositories whoever created them.
-		"SetEnv GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=* LC_ALL=C",
+		// repositories whoever created them. SHLVL=1 keeps bash (the
+		// login shell that runs each session's command) from reading
+		// the user's ~/.bashrc, which Debian's bash does for commands
+		// run by sshd; a slow one would make every session slow.
+		"SetEnv GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=* LC_ALL=C SHLVL=1",
 	}
 	write := func(extra ...string) {
 		content := strings.Join(append(lines, extra...), "\n") + "\n"
@@ -253,6 +266,63 @@ func (s *SSHServer) AddKey() string {
 		s.t.Fatalf("gittest: %v", err)
 	}
 	return path
+}
+
+// SetKeys makes the private keys at paths the only ones the server
+// accepts from now on (sshd reads authorized_keys at every login), as when
+// a deploy key is rotated. Connections already logged in stay.
+func (s *SSHServer) SetKeys(paths ...string) {
+	s.t.Helper()
+	var all []byte
+	for _, p := range paths {
+		pub, err := os.ReadFile(p + ".pub")
+		if err != nil {
+			s.t.Fatalf("gittest: %v", err)
+		}
+		all = append(all, pub...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tmp := s.authKeys + ".new"
+	if err := os.WriteFile(tmp, all, 0o600); err != nil {
+		s.t.Fatalf("gittest: %v", err)
+	}
+	if err := os.Rename(tmp, s.authKeys); err != nil {
+		s.t.Fatalf("gittest: %v", err)
+	}
+}
+
+// Logins returns, for each successful public-key login so far, the
+// SHA256 fingerprint of the key used (as Fingerprint gives it), read from
+// sshd's log.
+func (s *SSHServer) Logins() []string {
+	var fps []string
+	for _, line := range strings.Split(s.proc.out.String(), "\n") {
+		if !strings.Contains(line, "Accepted publickey for ") {
+			continue
+		}
+		fields := strings.Fields(line)
+		fps = append(fps, fields[len(fields)-1])
+	}
+	return fps
+}
+
+// Log is what sshd has logged so far (LogLevel VERBOSE).
+func (s *SSHServer) Log() string { return s.proc.out.String() }
+
+// Fingerprint is the SHA256 fingerprint of the key at path, as sshd logs
+// it ("SHA256:...").
+func (s *SSHServer) Fingerprint(path string) string {
+	s.t.Helper()
+	out, err := exec.Command(s.keygen, "-l", "-E", "sha256", "-f", path).Output()
+	if err != nil {
+		s.t.Fatalf("gittest: ssh-keygen -l %s: %v", path, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) < 2 {
+		s.t.Fatalf("gittest: ssh-keygen -l %s: %q", path, out)
+	}
+	return fields[1]
 }
 
 // Port is sshd's TCP port on 127.0.0.1.

@@ -72,6 +72,8 @@ type Metrics struct {
 	triggers     *family
 	webhookReqs  *family
 	state        func() (lastAttempt, lastSuccess time.Time, failures int)
+	sshKept      *family
+	sshRenewals  *family
 }
 
 // Trigger sources, the values of the source label of git_sync_triggers_total.
@@ -100,12 +102,16 @@ func New() *Metrics {
 		kept:         newFamily("git_sync_worktrees_kept", "gauge", "Number of trees on disk besides the published one (see --keep-worktrees)."),
 		triggers:     newFamily("git_sync_triggers_total", "counter", "Number of reasons to sync (timer, signal, POST /sync, webhook), coalesced or not.", "source"),
 		webhookReqs:  newFamily("git_sync_webhook_requests_total", "counter", "Number of POST /webhook requests, by forge and result.", "forge", "result"),
+		// git-sync's own (upstream has no kept SSH connection).
+		sshKept:     newFamily("git_sync_ssh_kept_connection", "gauge", "1 while a kept SSH connection (an OpenSSH master) to the --repo host is up for git's ssh sessions, else 0."),
+		sshRenewals: newFamily("git_sync_ssh_kept_connection_renewals_total", "counter", "Number of kept SSH connections replaced by a new one, by reason (key_file, known_hosts, repo, age, lost).", "reason"),
 	}
 	for _, s := range []string{TriggerPeriod, TriggerSignal, TriggerHTTP, TriggerWebhook} {
 		m.triggers.counts[s] = 0
 	}
 	m.gateRejects.counts[""] = 0
 	m.kept.counts[""] = 0
+	m.sshKept.counts[""] = 0
 	for _, s := range []string{StatusSuccess, StatusError, StatusNoop} {
 		m.syncCount.counts[s] = 0
 		m.syncDuration.counts[s] = 0
@@ -206,6 +212,27 @@ func (m *Metrics) SetSyncState(fn func() (lastAttempt, lastSuccess time.Time, fa
 	m.mu.Unlock()
 }
 
+// SSHKeptConnection records whether a kept SSH connection is up.
+func (m *Metrics) SSHKeptConnection(up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.mu.Lock()
+	m.sshKept.counts[""] = v
+	m.mu.Unlock()
+}
+
+// SSHKeptConnectionRenewal counts one kept SSH connection replaced by a new
+// one; reason is "key_file", "known_hosts", "repo", "age" or "lost" (the
+// previous one ended on its own).
+func (m *Metrics) SSHKeptConnectionRenewal(reason string) {
+	m.add(func(m *Metrics) *family { return m.sshRenewals }, reason)
+}
+
 // ServeHTTP serves the exposition (GET /metrics).
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -218,7 +245,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept, m.triggers, m.webhookReqs} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept, m.triggers, m.webhookReqs, m.sshKept, m.sshRenewals} {
 		f.write(&b)
 	}
 	state := m.state

@@ -186,14 +186,18 @@ var ownFamilies = map[string]dto.MetricType{
 	"git_sync_refresh_github_app_token_count": dto.MetricType_COUNTER,
 	"git_sync_hook_run_count_total":           dto.MetricType_COUNTER,
 	// Beyond upstream (issue 15).
-	"git_sync_gate_rejections_total":          dto.MetricType_COUNTER,
-	"git_sync_signature_failures_total":       dto.MetricType_COUNTER,
-	"git_sync_worktrees_kept":                 dto.MetricType_GAUGE,
+	"git_sync_gate_rejections_total":    dto.MetricType_COUNTER,
+	"git_sync_signature_failures_total": dto.MetricType_COUNTER,
+	"git_sync_worktrees_kept":           dto.MetricType_GAUGE,
+	// Beyond upstream (issue 12).
 	"git_sync_triggers_total":                 dto.MetricType_COUNTER,
 	"git_sync_webhook_requests_total":         dto.MetricType_COUNTER,
 	"git_sync_last_attempt_timestamp_seconds": dto.MetricType_GAUGE,
 	"git_sync_last_success_timestamp_seconds": dto.MetricType_GAUGE,
 	"git_sync_consecutive_failures":           dto.MetricType_GAUGE,
+	// Beyond upstream (issue 16).
+	"git_sync_ssh_kept_connection":                dto.MetricType_GAUGE,
+	"git_sync_ssh_kept_connection_renewals_total": dto.MetricType_COUNTER,
 }
 
 // value returns the value of the only, unlabelled sample of family name.
@@ -225,6 +229,7 @@ func TestStandardSeries(t *testing.T) {
 	m.SignatureFailure("unsigned")
 	m.WebhookRequest("github", "accepted")
 	m.SetSyncState(func() (time.Time, time.Time, int) { return time.Now(), time.Now(), 0 })
+	m.SSHKeptConnectionRenewal("age")
 	fams := parse(t, scrape(t, m))
 
 	for _, want := range []map[string]dto.MetricType{standardFamilies, ownFamilies} {
@@ -384,5 +389,35 @@ func TestPublishCounters(t *testing.T) {
 	f := fams["git_sync_signature_failures_total"]
 	if f == nil || len(f.Metric) != 1 || f.Metric[0].GetLabel()[0].GetValue() != "expired-key" || f.Metric[0].Counter.GetValue() != 1 {
 		t.Errorf("signature failures = %v", f)
+	}
+}
+
+// TestSSHKeptConnection: the gauge is 0 until a kept connection is up and
+// follows it; renewals count by reason.
+func TestSSHKeptConnection(t *testing.T) {
+	m := New()
+	fams := parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 0 {
+		t.Errorf("gauge at start = %v, want 0", v)
+	}
+	m.SSHKeptConnection(true)
+	m.SSHKeptConnectionRenewal("key_file")
+	m.SSHKeptConnectionRenewal("key_file")
+	m.SSHKeptConnectionRenewal("age")
+	fams = parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 1 {
+		t.Errorf("gauge when up = %v, want 1", v)
+	}
+	got := map[string]float64{}
+	for _, s := range fams["git_sync_ssh_kept_connection_renewals_total"].GetMetric() {
+		got[s.GetLabel()[0].GetValue()] = s.GetCounter().GetValue()
+	}
+	if got["key_file"] != 2 || got["age"] != 1 || len(got) != 2 {
+		t.Errorf("renewals = %v, want key_file 2, age 1", got)
+	}
+	m.SSHKeptConnection(false)
+	fams = parse(t, scrape(t, m))
+	if v := value(t, fams, "git_sync_ssh_kept_connection"); v != 0 {
+		t.Errorf("gauge when down = %v, want 0", v)
 	}
 }
