@@ -505,6 +505,12 @@ Metrics:
                                           webhook requests; result is
                                           accepted, ignored, unauthorized,
                                           malformed or too_large
+  git_sync_ssh_kept_connection            1 while a kept SSH connection
+                                          to the --repo host is up
+  git_sync_ssh_kept_connection_renewals_total{reason}
+                                          kept SSH connections replaced:
+                                          key_file, known_hosts, repo,
+                                          age or lost
 
 and the standard go_* and process_* series of Prometheus' Go client
 (process_open_fds, process_max_fds, process_resident_memory_bytes,
