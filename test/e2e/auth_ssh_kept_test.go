@@ -198,10 +198,16 @@ func TestAuthSSHKeptConnection(t *testing.T) {
 		}
 		_, otherKey, _ := strings.Cut(strings.TrimSpace(string(otherKH)), " ")
 		authWriteFile(t, k.kh, "[127.0.0.1]:"+strconv.Itoa(srv.Port())+" "+otherKey+"\n", 0o644)
-		k.up.Commit(map[string]string{"README": "unverified\n"}, "c2")
+		// The commit comes once the change is seen: a poll already past
+		// its check of the files may still use the connection verified
+		// before, as ssh itself would.
 		waitFor(t, syncDeadline, func() bool {
 			return strings.Contains(k.p.Logs(), "Host key verification failed")
 		}, "a host key verification failure in the logs\n%s", tail(k.p.Logs(), 20))
+		k.up.Commit(map[string]string{"README": "unverified\n"}, "c2")
+		waitFor(t, syncDeadline, func() bool {
+			return strings.Count(k.p.Logs(), "Host key verification failed") >= 2
+		}, "a poll after the commit to fail verification\n%s", tail(k.p.Logs(), 20))
 		if !holdsFor(time.Second, func() bool { return tryLinkHash(k.link) == k.h1 }) {
 			t.Fatalf("published from a host that failed verification")
 		}
