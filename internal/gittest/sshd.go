@@ -316,6 +316,13 @@ func (s *SSHServer) Logins() []string {
 	return fps
 }
 
+// Sessions is the number of sessions that ran a command so far (every
+// git fetch, git ls-remote or git-sync poll over ssh is one), from sshd's
+// log.
+func (s *SSHServer) Sessions() int {
+	return strings.Count(s.proc.out.String(), "Starting session: command ")
+}
+
 // Log is what sshd has logged so far (LogLevel VERBOSE).
 func (s *SSHServer) Log() string { return s.proc.out.String() }
 
