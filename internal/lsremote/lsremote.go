@@ -8,14 +8,26 @@
 // (libcurl and its libraries) every time. Each such request is served by a
 // fresh upload-pack on the server, so the answer is as current as ls-remote's.
 //
-// Every other transport gets `git ls-remote`. Over file://, ssh:// and git://
-// a kept connection would be one long-lived upload-pack, and upload-pack
-// reads the refs once: it would report the same commit forever.
+// Over SSH (ssh://, git+ssh://, ssh+git:// and scp-like URLs, as configured:
+// a URL that url.*.insteadOf rewrites keeps using ls-remote) each poll is
+// one new session on git-sync's kept OpenSSH connection (package auth),
+// opened from Go over the master's control socket: the server runs the
+// command git's ssh would run (git-upload-pack and the path, by git's
+// parsing and quoting rules) with GIT_PROTOCOL=version=2, and the poll
+// speaks protocol v2 ls-refs, or reads the v0 ref advertisement when the
+// server's sshd does not accept GIT_PROTOCOL. No git, shell or ssh process
+// runs on this side; the upload-pack is new for every poll (a kept one
+// reads the refs once and would report the same commit forever).
+//
+// Every other transport (file://, git://) gets `git ls-remote`.
 //
 // Whatever goes wrong with a kept session (credentials that changed, a
 // dropped connection, a server that does not speak protocol v2, a helper
-// that died), the poll falls back to `git ls-remote` at once, so the answer
-// and the error a user sees are those of git's own ls-remote.
+// that died, no SSH master up, a session the SSH server refuses, an
+// upload-pack that fails), the poll falls back to `git ls-remote` at once,
+// so the answer and the error a user sees are those of git's own
+// ls-remote. A kind of session that fails three polls in a row where
+// ls-remote works is given up for the run.
 package lsremote
 
 import (
