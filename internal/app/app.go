@@ -306,6 +306,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		BaseEnv:     append(append([]string{}, env...), creds.Env()...),
 		ExtraConfig: creds.GitConfig(),
 		UserConfig:  cfg.GitConfig,
+		SSH:         creds,
 		Log:         log,
 	})
 	if err != nil {

@@ -243,6 +243,24 @@ func (a *Auth) verbosity() int {
 // there is neither.
 func (a *Auth) Dir() string { return a.dir }
 
+// OpenSSHSession runs command (e.g. "git-upload-pack '/repo'") on the
+// --repo host as a new session on the kept SSH connection, with env
+// ("NAME=value") passed as ssh's SendEnv would (only GIT_PROTOCOL gets
+// through the master). It returns ErrNoKeptSSH when no master is up (the
+// caller then runs git, whose ssh connects on its own); other errors mean
+// the master refused or failed (see MuxRefusedError). This is how an idle
+// poll asks the server without starting git, a shell or ssh on this side.
+func (a *Auth) OpenSSHSession(ctx context.Context, command string, env []string) (*MuxSession, error) {
+	if a.kept == nil {
+		return nil, ErrNoKeptSSH
+	}
+	sock := a.kept.socket()
+	if sock == "" {
+		return nil, ErrNoKeptSSH
+	}
+	return OpenMuxSession(ctx, sock, command, env)
+}
+
 // Refresh brings the credentials up to date before a sync: it checks that
 // the files ssh needs are there, re-reads the password files, calls the
 // askpass URL and renews the GitHub App token when it expires within 30 s. On error the previous values stay in use; the

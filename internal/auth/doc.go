@@ -89,7 +89,16 @@
 // it; any other host (a submodule elsewhere) finds no socket and connects on
 // its own, so a master can never carry another host's traffic. When the
 // master is not up, or the server refuses a session on it (MaxSessions),
-// ssh itself connects directly: git's errors are ssh's own, as before.
+// ssh itself connects directly: git's errors are ssh's own, as before. The
+// master also has SendEnv=GIT_PROTOCOL, as git gives its own ssh: a
+// master forwards only the variables its own SendEnv names.
+//
+// Idle polls need no ssh client at all: OpenSSHSession (sshmux.go) speaks
+// OpenSSH's multiplexing protocol to the master's socket and asks for a new
+// session running a command, handing the master three pipe ends (SCM_RIGHTS)
+// as the command's stdin, stdout and stderr; the master relays them and
+// reports the exit status. Without a master up it returns ErrNoKeptSSH and
+// the caller runs git.
 //
 // Lifetime: Close (SIGTERM) ends it; if git-sync alone is SIGKILLed, the
 // kernel's parent-death signal (SIGTERM, set from a goroutine locked to its

@@ -50,13 +50,17 @@ func SSHCommand(o SSHOptions) string {
 // the background), with no remote command (-N, which also makes a master
 // told to stop listening exit once its sessions are done), and keepalives
 // so that a connection that silently died is noticed and replaced instead
-// of stalling every session. "exec" keeps ssh the shell's own process, so
+// of stalling every session. SendEnv=GIT_PROTOCOL is what git gives its
+// own ssh: a master passes on only the variables its own SendEnv names,
+// so without it every shared session would lose git's protocol version
+// (git's fetches, and git-sync's idle polls, see OpenMuxSession). "exec" keeps ssh the shell's own process, so
 // that it is git-sync's child.
 func sshMasterCommand(o SSHOptions, dest sshDest) string {
 	parts := append([]string{"exec"}, sshCommandParts(o)...)
 	parts = append(parts,
 		"-o", "ControlMaster=yes", "-o", controlPathOption(o.ControlDir), "-o", "ControlPersist=no",
 		"-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+		"-o", "SendEnv=GIT_PROTOCOL",
 		"-N", "-n")
 	for _, a := range dest.args() {
 		parts = append(parts, shellQuote(a))

@@ -108,6 +108,22 @@ func newKeptSSH(log *slog.Logger, m Metrics, dir string, o SSHOptions, dest sshD
 	}
 }
 
+// socket is the control socket of the current master, or "" when none is
+// up (not started, still authenticating, or given up).
+func (k *keptSSH) socket() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur == nil || k.closed {
+		return ""
+	}
+	select {
+	case <-k.cur.done:
+		return ""
+	default:
+	}
+	return k.cur.sock
+}
+
 // fileSums hashes the contents of the watched files ("" content for a
 // missing one), so that a rotated key or known-hosts file, however it is
 // replaced (Kubernetes swaps a symlink), renews the master.

@@ -169,8 +169,12 @@ replacement is built beside it and swapped in with one atomic rename.
    brought. If it does and the published tree is intact, nothing more
    happens (an idle poll). Over HTTP(S) the question is one request to a
    git remote helper that git-sync keeps running between polls (no process
-   is started and only this ref is listed); otherwise it is one
-   "git ls-remote". The first attempt of every run skips the question.
+   is started and only this ref is listed). Over SSH it is one session on
+   the kept SSH connection (see SSH below) that git-sync opens itself: the
+   server runs a fresh git-upload-pack, and no git, shell or ssh process is
+   started here (so a --git wrapper does not see these polls). Otherwise,
+   and whenever one of these fails, it is one "git ls-remote", with git's
+   own errors. The first attempt of every run skips the question.
 4. The ref is fetched by name (or by hash) at the configured --depth and
    --filter, and the commit published is the one that fetch returned. A
    branch that moves during the sync cannot make it fail. Force-pushed
@@ -355,7 +359,12 @@ never prompts (it fails instead). The methods:
   git-sync keeps one SSH connection to the --repo host: it starts an
   OpenSSH master (ControlMaster) as its own child, with the same ssh
   command, and every poll and fetch opens a session on it instead of
-  logging in again. The master ends with git-sync (on SIGTERM, and on a
+  logging in again. Fetches run git, whose ssh uses the master; idle polls
+  of an SSH --repo open their session on the master from git-sync itself
+  (OpenSSH's multiplexing protocol) and speak git's protocol directly, as
+  long as url.*.insteadOf leaves the --repo URL as it is. The master sends
+  GIT_PROTOCOL (SendEnv), as git's own ssh does, so servers whose sshd
+  accepts it (AcceptEnv GIT_PROTOCOL) answer with protocol v2. The master ends with git-sync (on SIGTERM, and on a
   SIGKILL of git-sync alone through the kernel's parent-death signal; no
   ControlPersist, which would leave it in the background). It is replaced
   when the contents of a key file or the known-hosts file change (a rotated

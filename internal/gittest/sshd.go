@@ -22,6 +22,10 @@ type SSHDOptions struct {
 	// MaxSessions is sshd's MaxSessions (sessions at once on one
 	// connection); 0 means 100.
 	MaxSessions int
+	// AcceptEnv lists the variables sshd lets clients set (sshd's
+	// AcceptEnv), e.g. "GIT_PROTOCOL" for git's protocol v2 over ssh;
+	// none by default, as in Debian's sshd_config (LANG and LC_* aside).
+	AcceptEnv []string
 }
 
 // SSHServer is an OpenSSH sshd serving git over ssh on 127.0.0.1, with its
@@ -46,6 +50,7 @@ type SSHServer struct {
 	clientCfg  string
 	authKeys   string
 	maxSess    int
+	acceptEnv  []string
 	proc       *serverProcess
 
 	mu    sync.Mutex
@@ -81,12 +86,13 @@ func SSHD(t testing.TB, opts SSHDOptions) *SSHServer {
 		}
 	}
 	s := &SSHServer{
-		t:       t,
-		dir:     t.TempDir(),
-		user:    u.Username,
-		keyType: opts.KeyType,
-		keygen:  keygen,
-		maxSess: opts.MaxSessions,
+		t:         t,
+		dir:       t.TempDir(),
+		user:      u.Username,
+		keyType:   opts.KeyType,
+		keygen:    keygen,
+		maxSess:   opts.MaxSessions,
+		acceptEnv: opts.AcceptEnv,
 	}
 	if s.maxSess == 0 {
 		s.maxSess = 100
@@ -174,6 +180,9 @@ func (s *SSHServer) writeSSHDConfig(sshd, file, hostKey string, port int) {
 		// the user's ~/.bashrc, which Debian's bash does for commands
 		// run by sshd; a slow one would make every session slow.
 		"SetEnv GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0=* LC_ALL=C SHLVL=1",
+	}
+	if len(s.acceptEnv) > 0 {
+		lines = append(lines, "AcceptEnv "+strings.Join(s.acceptEnv, " "))
 	}
 	write := func(extra ...string) {
 		content := strings.Join(append(lines, extra...), "\n") + "\n"
@@ -305,6 +314,13 @@ func (s *SSHServer) Logins() []string {
 		fps = append(fps, fields[len(fields)-1])
 	}
 	return fps
+}
+
+// Sessions is the number of sessions that ran a command so far (every
+// git fetch, git ls-remote or git-sync poll over ssh is one), from sshd's
+// log.
+func (s *SSHServer) Sessions() int {
+	return strings.Count(s.proc.out.String(), "Starting session: command ")
 }
 
 // Log is what sshd has logged so far (LogLevel VERBOSE).

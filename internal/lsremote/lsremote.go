@@ -8,14 +8,26 @@
 // (libcurl and its libraries) every time. Each such request is served by a
 // fresh upload-pack on the server, so the answer is as current as ls-remote's.
 //
-// Every other transport gets `git ls-remote`. Over file://, ssh:// and git://
-// a kept connection would be one long-lived upload-pack, and upload-pack
-// reads the refs once: it would report the same commit forever.
+// Over SSH (ssh://, git+ssh://, ssh+git:// and scp-like URLs, as configured:
+// a URL that url.*.insteadOf rewrites keeps using ls-remote) each poll is
+// one new session on git-sync's kept OpenSSH connection (package auth),
+// opened from Go over the master's control socket: the server runs the
+// command git's ssh would run (git-upload-pack and the path, by git's
+// parsing and quoting rules) with GIT_PROTOCOL=version=2, and the poll
+// speaks protocol v2 ls-refs, or reads the v0 ref advertisement when the
+// server's sshd does not accept GIT_PROTOCOL. No git, shell or ssh process
+// runs on this side; the upload-pack is new for every poll (a kept one
+// reads the refs once and would report the same commit forever).
+//
+// Every other transport (file://, git://) gets `git ls-remote`.
 //
 // Whatever goes wrong with a kept session (credentials that changed, a
 // dropped connection, a server that does not speak protocol v2, a helper
-// that died), the poll falls back to `git ls-remote` at once, so the answer
-// and the error a user sees are those of git's own ls-remote.
+// that died, no SSH master up, a session the SSH server refuses, an
+// upload-pack that fails), the poll falls back to `git ls-remote` at once,
+// so the answer and the error a user sees are those of git's own
+// ls-remote. A kind of session that fails three polls in a row where
+// ls-remote works is given up for the run.
 package lsremote
 
 import (
@@ -62,15 +74,27 @@ type Remote struct {
 
 	sess        *session
 	failures    int           // consecutive sessions that failed where ls-remote then worked
-	disabled    bool          // no session will work in this run: use ls-remote
+	disabled    bool          // no HTTP session will work in this run: use ls-remote
 	sessionWait time.Duration // maxSessionWait (tests shorten it)
+
+	// Polls over the kept SSH connection (ssh.go).
+	ssh         SSHSessions
+	sshCommand  string    // the remote command; "" when the URL is not SSH
+	sshChecked  time.Time // when url.*.insteadOf was last seen to leave the URL alone
+	sshOff      bool      // not in this run: use ls-remote
+	sshNoMaster bool      // "no kept connection" was logged
 }
 
 // New returns a Remote for url, running git in dir. keepSessions allows a
 // kept HTTP session; the caller refuses it when a kept helper could do
-// harm (see Unsafe).
-func New(git *gitcmd.Runner, dir, url string, keepSessions bool, log *slog.Logger) *Remote {
-	return &Remote{git: git, dir: dir, url: url, log: log, disabled: !keepSessions, sessionWait: maxSessionWait}
+// harm (see Unsafe). ssh, when not nil, is git-sync's kept SSH connection,
+// over which an SSH url is polled without running git.
+func New(git *gitcmd.Runner, dir, url string, keepSessions bool, ssh SSHSessions, log *slog.Logger) *Remote {
+	r := &Remote{git: git, dir: dir, url: url, log: log, disabled: !keepSessions, sessionWait: maxSessionWait, ssh: ssh}
+	if ssh != nil {
+		r.sshCommand = uploadPackCommand(url)
+	}
+	return r
 }
 
 // Unsafe reports whether the user's git configuration (--git-config)
@@ -113,8 +137,14 @@ func (r *Remote) Lookup(ctx context.Context, ref string) (hash string, found boo
 	if sessErr != nil {
 		r.failures++
 		if r.failures >= maxSessionFailures {
-			r.disabled = true
-			r.log.Info("kept HTTP session keeps failing where git ls-remote works; using git ls-remote from now on",
+			what := "kept HTTP session"
+			if r.sshCommand != "" {
+				r.sshOff = true
+				what = "poll over the kept SSH connection"
+			} else {
+				r.disabled = true
+			}
+			r.log.Info(what+" keeps failing where git ls-remote works; using git ls-remote from now on",
 				"error", sessErr.Error())
 		}
 	}
@@ -126,7 +156,7 @@ func (r *Remote) Lookup(ctx context.Context, ref string) (hash string, found boo
 // refs and a nil error when no session applies (not HTTP, or given up), and
 // an error when a session failed; either way the caller uses ls-remote.
 func (r *Remote) viaSession(ctx context.Context, ref string) (map[string]string, error) {
-	if r.disabled {
+	if r.sshCommand == "" && r.disabled || r.sshCommand != "" && r.sshOff {
 		return nil, nil
 	}
 	wait := r.sessionWait
@@ -135,6 +165,17 @@ func (r *Remote) viaSession(ctx context.Context, ref string) (map[string]string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	if r.sshCommand != "" {
+		refs, err := r.viaSSH(ctx, ref)
+		if err != nil {
+			level := levelSession
+			if r.failures == 0 {
+				level = slog.Level(-2) // the first of a series: -v 2 shows it
+			}
+			r.log.Log(ctx, level, "poll over the kept SSH connection failed; falling back to git ls-remote", "error", err.Error())
+		}
+		return refs, err
+	}
 	if r.sess != nil && time.Since(r.sess.started) > maxSessionAge {
 		r.closeSession("renewing")
 	}

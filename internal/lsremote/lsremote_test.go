@@ -42,7 +42,7 @@ func newRemoteWithGit(t *testing.T, git, url string, env ...string) *Remote {
 	if _, err := runner.Run(context.Background(), dir, "init", "--quiet"); err != nil {
 		t.Fatal(err)
 	}
-	r := New(runner, dir, url, true, runner.Log)
+	r := New(runner, dir, url, true, nil, runner.Log)
 	t.Cleanup(r.Close)
 	return r
 }

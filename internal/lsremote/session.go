@@ -69,25 +69,37 @@ func openSession(ctx context.Context, git *gitcmd.Runner, dir, helper, name, url
 // readCapabilities reads the server's v2 capability advertisement, which
 // the helper relays first.
 func (s *session) readCapabilities() error {
-	first := true
+	line, kind, err := readPacket(s.proc.Stdout)
+	if err != nil {
+		return err
+	}
+	if kind != packetData {
+		return fmt.Errorf("unexpected packet in the capability advertisement")
+	}
+	if line = strings.TrimSuffix(line, "\n"); line != "version 2" {
+		return fmt.Errorf("%w: the server answered %q", errNoSession, line)
+	}
+	s.objectFormat, err = readCapabilityList(s.proc.Stdout)
+	return err
+}
+
+// readCapabilityList reads the rest of a v2 capability advertisement,
+// after its "version 2" line, and returns the object format it names ("" if
+// none).
+func readCapabilityList(r io.Reader) (objectFormat string, err error) {
 	for {
-		line, kind, err := readPacket(s.proc.Stdout)
+		line, kind, err := readPacket(r)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if kind == packetFlush {
-			return nil
+			return objectFormat, nil
 		}
 		if kind != packetData {
-			return fmt.Errorf("unexpected packet in the capability advertisement")
+			return "", fmt.Errorf("unexpected packet in the capability advertisement")
 		}
-		line = strings.TrimSuffix(line, "\n")
-		if first && line != "version 2" {
-			return fmt.Errorf("%w: the server answered %q", errNoSession, line)
-		}
-		first = false
-		if f, ok := strings.CutPrefix(line, "object-format="); ok {
-			s.objectFormat = f
+		if f, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "object-format="); ok {
+			objectFormat = f
 		}
 	}
 }
@@ -95,64 +107,80 @@ func (s *session) readCapabilities() error {
 // lsRefs asks for the refs whose names start with one of prefixes and
 // returns them by full name.
 func (s *session) lsRefs(ctx context.Context, prefixes []string) (map[string]string, error) {
+	var refs map[string]string
+	err := s.exchange(ctx, func() error {
+		if _, err := io.WriteString(s.proc.Stdin, lsRefsRequest(s.objectFormat, prefixes)); err != nil {
+			return err
+		}
+		var err error
+		if refs, err = readLsRefs(s.proc.Stdout); err != nil {
+			return err
+		}
+		// The helper then marks the end of the HTTP response.
+		_, kind, err := readPacket(s.proc.Stdout)
+		if err != nil {
+			return err
+		}
+		if kind != packetResponseEnd {
+			return fmt.Errorf("no response-end packet after the ls-refs answer")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return refs, nil
+}
+
+// lsRefsRequest is a protocol v2 ls-refs command for the refs whose names
+// start with one of prefixes.
+func lsRefsRequest(objectFormat string, prefixes []string) string {
 	var req strings.Builder
 	writePacket(&req, "command=ls-refs\n")
-	if s.objectFormat != "" {
-		writePacket(&req, "object-format="+s.objectFormat+"\n")
+	if objectFormat != "" {
+		writePacket(&req, "object-format="+objectFormat+"\n")
 	}
 	req.WriteString("0001")
 	for _, p := range prefixes {
 		writePacket(&req, "ref-prefix "+p+"\n")
 	}
 	req.WriteString("0000")
+	return req.String()
+}
 
+// readLsRefs reads an ls-refs answer up to its flush packet and returns
+// the refs by full name.
+func readLsRefs(r io.Reader) (map[string]string, error) {
 	refs := map[string]string{}
-	err := s.exchange(ctx, func() error {
-		if _, err := io.WriteString(s.proc.Stdin, req.String()); err != nil {
-			return err
+	for {
+		line, kind, err := readPacket(r)
+		if err != nil {
+			return nil, err
 		}
-		for {
-			line, kind, err := readPacket(s.proc.Stdout)
-			if err != nil {
-				return err
-			}
-			switch kind {
-			case packetFlush:
-				// The end of the ls-refs answer; the helper then marks the
-				// end of the HTTP response.
-				if _, kind, err = readPacket(s.proc.Stdout); err != nil {
-					return err
-				}
-				if kind != packetResponseEnd {
-					return fmt.Errorf("no response-end packet after the ls-refs answer")
-				}
-				return nil
-			case packetData:
-			default:
-				return fmt.Errorf("unexpected packet in the ls-refs answer")
-			}
-			if msg, ok := strings.CutPrefix(line, "ERR "); ok {
-				return fmt.Errorf("server error: %s", strings.TrimSpace(msg))
-			}
-			// "<oid> SP <refname> *(SP <attribute>) LF". Only an ASCII
-			// space separates: ref names cannot hold one, but they can
-			// hold other (Unicode) white space, and "main<NBSP>x" must
-			// not be read as "main".
-			oid, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
-			name, _, _ := strings.Cut(rest, " ")
-			if !ok || name == "" || !config.IsCommitHash(oid) {
-				return fmt.Errorf("malformed ls-refs line %q", line)
-			}
-			if len(refs) >= maxRefs {
-				return fmt.Errorf("more than %d refs in the ls-refs answer", maxRefs)
-			}
-			refs[name] = oid
+		switch kind {
+		case packetFlush:
+			return refs, nil
+		case packetData:
+		default:
+			return nil, fmt.Errorf("unexpected packet in the ls-refs answer")
 		}
-	})
-	if err != nil {
-		return nil, err
+		if msg, ok := strings.CutPrefix(line, "ERR "); ok {
+			return nil, fmt.Errorf("server error: %s", strings.TrimSpace(msg))
+		}
+		// "<oid> SP <refname> *(SP <attribute>) LF". Only an ASCII
+		// space separates: ref names cannot hold one, but they can
+		// hold other (Unicode) white space, and "main<NBSP>x" must
+		// not be read as "main".
+		oid, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		name, _, _ := strings.Cut(rest, " ")
+		if !ok || name == "" || !config.IsCommitHash(oid) {
+			return nil, fmt.Errorf("malformed ls-refs line %q", line)
+		}
+		if len(refs) >= maxRefs {
+			return nil, fmt.Errorf("more than %d refs in the ls-refs answer", maxRefs)
+		}
+		refs[name] = oid
 	}
-	return refs, nil
 }
 
 // exchange runs one request/answer with the helper, bounded by ctx: when
@@ -195,7 +223,7 @@ func writePacket(b *strings.Builder, payload string) {
 func readPacket(r io.Reader) (payload string, kind int, err error) {
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return "", 0, fmt.Errorf("read from helper: %w", noEOF(err))
+		return "", 0, fmt.Errorf("read pkt-line: %w", noEOF(err))
 	}
 	n, err := strconv.ParseUint(string(head[:]), 16, 16)
 	if err != nil {
@@ -213,15 +241,16 @@ func readPacket(r io.Reader) (payload string, kind int, err error) {
 	}
 	buf := make([]byte, n-4)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", 0, fmt.Errorf("read from helper: %w", noEOF(err))
+		return "", 0, fmt.Errorf("read pkt-line: %w", noEOF(err))
 	}
 	return string(buf), packetData, nil
 }
 
-// noEOF turns a bare EOF into a message that says the helper went away.
+// noEOF turns a bare EOF into a message that says the other end (the
+// helper, or the server's upload-pack) went away.
 func noEOF(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errors.New("the helper exited")
+		return errors.New("the other end closed the connection")
 	}
 	return err
 }

@@ -36,6 +36,9 @@ type Options struct {
 	BaseEnv     []string          // inherited environment plus credential/ssh settings
 	ExtraConfig []gitconfig.Entry // settings for the private global config (credentials, ...)
 	UserConfig  []gitconfig.Entry // --git-config and --git-config-add
+	// SSH, when set, is the kept SSH connection (auth.Auth): idle polls of
+	// an SSH --repo go over it without running git (see lsremote).
+	SSH lsremote.SSHSessions
 
 	Log *slog.Logger
 	// OnKept, if set, learns after each cleanup how many trees besides the
@@ -141,7 +144,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if !keep {
 		r.log.Log(ctx, slog.Level(-1), "--git-config sets a credential helper or includes other config; polls use git ls-remote, not a kept HTTP session")
 	}
-	r.remote = lsremote.New(r.git, r.root, opts.Repo, keep, r.log)
+	r.remote = lsremote.New(r.git, r.root, opts.Repo, keep, opts.SSH, r.log)
 
 	if kind, why := classifyRoot(r.root, r.source); kind == rootForeign {
 		return nil, &RefusedError{Path: r.root, Reason: why}

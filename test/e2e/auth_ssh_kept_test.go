@@ -1,7 +1,8 @@
 package e2e
 
 // The kept SSH connection (internal/auth, sshmaster.go) against OpenSSH
-// sshd on 127.0.0.1: polls and fetches share one login; pushes are
+// sshd on 127.0.0.1: polls and fetches share one login, and polls run no
+// git (internal/lsremote opens sessions on the master); pushes are
 // published; a rotated key file and a changed known-hosts file replace the
 // connection (a host key that no longer matches fails closed); a server
 // that allows one session at a time still syncs; and no ssh process
@@ -133,11 +134,23 @@ func TestAuthSSHKeptConnection(t *testing.T) {
 		h2 := k.up.Commit(map[string]string{"README": "two\n"}, "c2")
 		waitForLink(t, k.p, k.link, h2)
 		assertCompleteTree(t, k.up, k.link, h2)
-		waitFor(t, 30*time.Second, func() bool { return k.git.CountCalls("ls-remote") >= 20 },
-			"20 polls (have %d)", k.git.CountCalls("ls-remote"))
-		polls, fetches := k.git.CountCalls("ls-remote"), k.git.CountCalls("fetch")
+		// Polls run no git (they open a session on the master from
+		// git-sync itself): sshd's sessions other than the fetches are
+		// the polls.
+		polls := func() int { return own.Sessions() - k.git.CountCalls("fetch") }
+		waitFor(t, 30*time.Second, func() bool { return polls() >= 20 }, "20 polls (have %d)", polls())
+		nPolls, fetches := polls(), k.git.CountCalls("fetch")
 		if n := len(k.logins()); n != 1 {
-			t.Errorf("%d polls and %d fetches made %d ssh logins, want 1\n%s", polls, fetches, n, tail(k.p.Logs(), 30))
+			t.Errorf("%d polls and %d fetches made %d ssh logins, want 1\n%s", nPolls, fetches, n, tail(k.p.Logs(), 30))
+		}
+		lsRemote := 0
+		for _, c := range k.git.Calls() {
+			if strings.HasPrefix(c, "ls-remote ") && !strings.Contains(c, "--get-url") {
+				lsRemote++
+			}
+		}
+		if lsRemote != 0 {
+			t.Errorf("%d of %d polls ran git ls-remote, want none (all over the kept connection)", lsRemote, nPolls)
 		}
 		if v := metric(t, k.addr, "git_sync_ssh_kept_connection"); v != 1 {
 			t.Errorf("git_sync_ssh_kept_connection = %v, want 1", v)
