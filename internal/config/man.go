@@ -364,9 +364,10 @@ never prompts (it fails instead). The methods:
   (OpenSSH's multiplexing protocol) and speak git's protocol directly, as
   long as url.*.insteadOf leaves the --repo URL as it is. The master sends
   GIT_PROTOCOL (SendEnv), as git's own ssh does, so servers whose sshd
-  accepts it (AcceptEnv GIT_PROTOCOL) answer with protocol v2. The master ends with git-sync (on SIGTERM, and on a
-  SIGKILL of git-sync alone through the kernel's parent-death signal; no
-  ControlPersist, which would leave it in the background). It is replaced
+  accepts it (AcceptEnv GIT_PROTOCOL) answer with protocol v2. The master
+  ends with git-sync (on SIGTERM, and on a SIGKILL of git-sync alone
+  through the kernel's parent-death signal; no ControlPersist, which would
+  leave it in the background). It is replaced
   when the contents of a key file or the known-hosts file change (a rotated
   secret mount) and after 10 minutes. Submodules on other hosts, or as
   other users, connect on their own each time; those on the same host, port
