@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"gitsync/internal/auth"
 	"gitsync/internal/config"
 	"gitsync/internal/gitcmd"
 	"gitsync/internal/redact"
@@ -92,7 +93,7 @@ type Remote struct {
 func New(git *gitcmd.Runner, dir, url string, keepSessions bool, ssh SSHSessions, log *slog.Logger) *Remote {
 	r := &Remote{git: git, dir: dir, url: url, log: log, disabled: !keepSessions, sessionWait: maxSessionWait, ssh: ssh}
 	if ssh != nil {
-		r.sshCommand = uploadPackCommand(url)
+		r.sshCommand = auth.UploadPackCommand(url)
 	}
 	return r
 }
