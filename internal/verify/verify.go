@@ -27,10 +27,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"gitsync/internal/config"
+	"gitsync/internal/filestamp"
 	"gitsync/internal/gitcmd"
 )
 
@@ -67,28 +66,8 @@ type Verifier struct {
 	git       *gitcmd.Runner
 
 	mu     sync.Mutex
-	loaded map[string]fileStamp // key file -> what it was when last read
-	gpgErr error                // why the keyring could not be built from the current file
-}
-
-// fileStamp identifies a version of a file cheaply (one stat).
-type fileStamp struct {
-	exists bool
-	size   int64
-	mtime  time.Time
-	ino    uint64
-}
-
-func stampOf(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}
-	}
-	s := fileStamp{exists: true, size: fi.Size(), mtime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.ino = st.Ino
-	}
-	return s
+	loaded map[string]filestamp.Stamp // key file -> what it was when last read
+	gpgErr error                      // why the keyring could not be built from the current file
 }
 
 // New returns a Verifier. With a keyring file it creates the private
@@ -99,7 +78,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{opts: opts, loaded: map[string]fileStamp{}}
+	v := &Verifier{opts: opts, loaded: map[string]filestamp.Stamp{}}
 	env := opts.Env
 	if opts.GPGKeyringFile != "" {
 		home, err := os.MkdirTemp("", "git-sync-gnupg-")
@@ -144,7 +123,7 @@ func (v *Verifier) KeysChanged() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, f := range []string{v.opts.AllowedSignersFile, v.opts.GPGKeyringFile} {
-		if f != "" && stampOf(f) != v.loaded[f] {
+		if f != "" && filestamp.Of(f) != v.loaded[f] {
 			return true
 		}
 	}
@@ -157,13 +136,13 @@ func (v *Verifier) reload(ctx context.Context) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if f := v.opts.AllowedSignersFile; f != "" {
-		v.loaded[f] = stampOf(f)
+		v.loaded[f] = filestamp.Of(f)
 	}
 	f := v.opts.GPGKeyringFile
 	if f == "" {
 		return
 	}
-	s := stampOf(f)
+	s := filestamp.Of(f)
 	if old, ok := v.loaded[f]; ok && old == s {
 		return
 	}

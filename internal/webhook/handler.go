@@ -10,8 +10,9 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"gitsync/internal/filestamp"
 )
 
 // MaxBody is the largest request body accepted (413 beyond). Forges cap
@@ -27,14 +28,9 @@ type SecretFile struct {
 	path string
 
 	mu     sync.Mutex
-	stamp  fileStamp
+	stamp  filestamp.Stamp
 	secret []byte
 	err    error
-}
-
-type fileStamp struct {
-	ino, size int64
-	mtime     time.Time
 }
 
 // NewSecretFile returns the secret at path; the file is read at first use.
@@ -50,18 +46,10 @@ func (f *SecretFile) Load() error {
 // with echo end in a newline). An empty secret is an error: it would let
 // anybody in.
 func (f *SecretFile) Get() ([]byte, error) {
-	fi, err := os.Stat(f.path)
+	st := filestamp.Of(f.path)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err != nil {
-		f.stamp, f.secret, f.err = fileStamp{}, nil, fmt.Errorf("read secret file %s: %w", f.path, err)
-		return nil, f.err
-	}
-	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		st.ino = int64(sys.Ino)
-	}
-	if st == f.stamp && (f.secret != nil || f.err != nil) {
+	if st.Exists() && st == f.stamp && (f.secret != nil || f.err != nil) {
 		return f.secret, f.err
 	}
 	data, err := os.ReadFile(f.path)
@@ -94,13 +82,7 @@ type Handler struct {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.Secret == nil {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+	if !postTo(w, r, h.Secret != nil) {
 		return
 	}
 	forge := Identify(r.Header)
@@ -168,13 +150,7 @@ type SyncHandler struct {
 
 // ServeHTTP implements http.Handler.
 func (h *SyncHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.Token == nil {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+	if !postTo(w, r, h.Token != nil) {
 		return
 	}
 	token, err := h.Token.Get()
@@ -195,6 +171,22 @@ func (h *SyncHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Trigger()
 	h.Log.Log(r.Context(), slog.Level(-1), "sync requested over HTTP")
 	reply(w, http.StatusAccepted, "accepted: sync triggered")
+}
+
+// postTo answers what is not a POST to an endpoint that is on: 404 when
+// it is off (no secret or token file configured), 405 for another method.
+// It reports whether the request is to be handled.
+func postTo(w http.ResponseWriter, r *http.Request, on bool) bool {
+	if !on {
+		http.NotFound(w, r)
+		return false
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		return false
+	}
+	return true
 }
 
 // refuse waits d before a 401 is answered (or until the client gives up).
