@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"gitsync/internal/config"
 	"gitsync/internal/errorfile"
 	"gitsync/internal/redact"
 )
@@ -219,7 +220,7 @@ func published(link string) (hash string, at time.Time, ok bool) {
 		return "", time.Time{}, false
 	}
 	hash = filepath.Base(target)
-	if !isHash(hash) {
+	if !config.IsCommitHash(hash) {
 		return "", time.Time{}, false
 	}
 	return hash, fi.ModTime(), true
@@ -237,25 +238,12 @@ func worktrees(dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && isHash(e.Name()) {
+		if e.IsDir() && config.IsCommitHash(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}
 	sort.Strings(out)
 	return out
-}
-
-// isHash reports whether s is a full SHA-1 or SHA-256 object name.
-func isHash(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // CleanRepo returns --repo with the user information and the query of a
