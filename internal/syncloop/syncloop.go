@@ -80,6 +80,14 @@ type Reporter interface {
 	ErrorCleared()                            // --error-file removed after a success
 }
 
+// noReporter is the Reporter of a loop without one.
+type noReporter struct{}
+
+func (noReporter) AttemptStarted(time.Time)         {}
+func (noReporter) AttemptFinished(time.Time, error) {}
+func (noReporter) NextAttempt(time.Time)            {}
+func (noReporter) ErrorCleared()                    {}
+
 // Options configures a Loop.
 type Options struct {
 	Period, InitPeriod           time.Duration
@@ -120,6 +128,9 @@ type Loop struct {
 
 // New creates a Loop. auth and prePublish may be nil.
 func New(opts Options, syncer Syncer, auth Refresher, metrics Metrics, prePublish Hook, postHooks []Hook) *Loop {
+	if opts.Status == nil {
+		opts.Status = noReporter{}
+	}
 	return &Loop{
 		opts: opts, syncer: syncer, auth: auth, metrics: metrics,
 		prePublish: prePublish, postHooks: postHooks,
@@ -178,9 +189,7 @@ func (l *Loop) SyncOnce(ctx context.Context, oneTime bool) Attempt {
 // trip before the fetch.
 func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	start := time.Now()
-	if l.opts.Status != nil {
-		l.opts.Status.AttemptStarted(start)
-	}
+	l.opts.Status.AttemptStarted(start)
 	ctx, cancel := context.WithTimeout(ctx, l.opts.SyncTimeout)
 	defer cancel()
 
@@ -188,12 +197,10 @@ func (l *Loop) syncOnce(ctx context.Context, oneTime, triggered bool) Attempt {
 	if a.Err != nil && ctx.Err() == context.DeadlineExceeded {
 		a.Err = fmt.Errorf("sync timed out after %v: %w", l.opts.SyncTimeout, a.Err)
 	}
-	if l.opts.Status != nil {
-		// A refusal is a failed attempt; the polls that follow while the
-		// refused commit is held are not (the published tree is the one
-		// that should be published).
-		l.opts.Status.AttemptFinished(time.Now(), errors.Join(a.Err, a.Rejected))
-	}
+	// A refusal is a failed attempt; the polls that follow while the
+	// refused commit is held are not (the published tree is the one that
+	// should be published).
+	l.opts.Status.AttemptFinished(time.Now(), errors.Join(a.Err, a.Rejected))
 	res := a.Result
 	switch {
 	case a.Err != nil, a.Rejected != nil:
@@ -292,13 +299,12 @@ func (l *Loop) check(ctx context.Context, c repo.Candidate) (rejected, err error
 // keysChanged reports whether a Check's key files changed since it last
 // read them.
 func (l *Loop) keysChanged() bool {
-	changed := false
 	for _, chk := range l.opts.Checks {
 		if w, ok := chk.(KeyWatcher); ok && w.KeysChanged() {
-			changed = true
+			return true
 		}
 	}
-	return changed
+	return false
 }
 
 // RunOnce implements --one-time: one sync, then exactly one attempt of each
@@ -379,9 +385,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		if succeeded && l.syncer.HashDone() {
 			l.log.Info("--ref is a commit hash and it is published; no more polling")
-			if l.opts.Status != nil {
-				l.opts.Status.NextAttempt(time.Time{})
-			}
+			l.opts.Status.NextAttempt(time.Time{})
 			<-ctx.Done()
 			return nil
 		}
@@ -394,9 +398,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.log.Warn("the remote asks git-sync to slow down (HTTP "+throttleStatus(a.Err)+"); backing off",
 				"wait", wait.String(), "throttled", throttled)
 		}
-		if l.opts.Status != nil {
-			l.opts.Status.NextAttempt(time.Now().Add(wait))
-		}
+		l.opts.Status.NextAttempt(time.Now().Add(wait))
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -468,9 +470,7 @@ func (l *Loop) logError(msg string, err error, args ...any) {
 // included: the failure it reported has ended. errorfile.File makes this
 // free on the idle path unless an error was written since.
 func (l *Loop) clearError() {
-	if l.opts.Status != nil {
-		l.opts.Status.ErrorCleared()
-	}
+	l.opts.Status.ErrorCleared()
 	if err := l.opts.ErrorFile.Remove(); err != nil {
 		l.log.Error("could not remove --error-file", "path", l.opts.ErrorFile.Path(), "error", err)
 	}
