@@ -117,13 +117,13 @@ func (r *Repo) swapIn(ctx context.Context, aside, hash string) error {
 	dir := r.worktreeDir(hash)
 	if err := exchange(aside, dir); err != nil {
 		r.log.Info("cannot swap directories atomically here; replacing with two renames", "error", err.Error())
-		if err := r.removeTree(dir); err != nil {
+		if err := r.removeTree(ctx, dir); err != nil {
 			return err
 		}
 		if err := os.Rename(aside, dir); err != nil {
 			return fmt.Errorf("replace worktree %s: %w", hash, err)
 		}
-	} else if err := r.removeTree(aside); err != nil {
+	} else if err := r.removeTree(ctx, aside); err != nil {
 		r.log.Error("remove replaced worktree", "path", aside, "error", err.Error())
 	}
 	return r.moveSubmoduleWorktrees(ctx, hash, aside, dir)

@@ -330,14 +330,14 @@ func (r *Repo) Reject(ctx context.Context, c Candidate) error {
 	}
 	r.held, r.lastRemote = c.Hash, c.remote
 	if c.aside != "" {
-		if err := r.removeTree(c.aside); err != nil {
+		if err := r.removeTree(ctx, c.aside); err != nil {
 			return fmt.Errorf("discard refused commit %s: %w", c.Hash, err)
 		}
 	}
 	if !c.publish || r.isLive(c.Hash) {
 		return nil
 	}
-	if err := r.removeWorktree(c.Hash); err != nil {
+	if err := r.removeWorktree(ctx, c.Hash); err != nil {
 		r.failed()
 		return fmt.Errorf("discard refused commit %s: %w", c.Hash, err)
 	}
@@ -395,14 +395,15 @@ func (r *Repo) remoteUnchanged(ctx context.Context) (bool, error) {
 // is harmless, and rewriting the file here doubled the config writes of
 // every update.
 func (r *Repo) finish(ctx context.Context, now time.Time) error {
-	removed, err := r.cleanup(r.published, now)
+	removed, err := r.cleanup(ctx, r.published, now)
 	if err != nil {
 		return err
 	}
-	if r.removeLegacy() {
+	if r.removeLegacy(ctx) {
 		removed++
 	}
-	if removed > 0 {
+	if removed > 0 && ctx.Err() == nil {
+		// Not when stopping: the next run collects what is unreachable.
 		return r.gc(ctx)
 	}
 	return nil
@@ -412,11 +413,11 @@ func (r *Repo) finish(ctx context.Context, now time.Time) error {
 // this run started. It is only called after a sync, and a sync with an
 // old-layout link always republishes (the link is not healthy), so the
 // commit is in the current layout by then.
-func (r *Repo) removeLegacy() bool {
+func (r *Repo) removeLegacy(ctx context.Context) bool {
 	if r.legacyPath == "" || r.published == "" {
 		return false
 	}
-	if err := os.RemoveAll(r.legacyPath); err != nil {
+	if err := r.removeTree(ctx, r.legacyPath); err != nil {
 		r.log.Error("remove old-layout worktree", "path", r.legacyPath, "error", err.Error())
 		return false
 	}

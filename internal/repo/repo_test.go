@@ -258,3 +258,70 @@ func noise(seed, n int) string {
 	}
 	return string(b)
 }
+
+// endsAfter is a context whose Err reports context.Canceled from its n-th
+// call on: it ends at an exact point inside a loop that polls it, which a
+// timer cannot promise.
+type endsAfter struct {
+	context.Context
+	n int
+}
+
+func (c *endsAfter) Err() error {
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestStopDuringCleanupLeavesTrashForLater: a stop signal that arrives
+// while the previous tree is being deleted ends the deletion at once (a
+// large tree must not hold up a shutdown past the pod's grace period), the
+// new tree stays published, and the next attempt deletes the rest.
+func TestStopDuringCleanupLeavesTrashForLater(t *testing.T) {
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("d%d/f%d", i%4, i)] = "x"
+	}
+	up := gittest.NewRepo(t)
+	c1 := up.Commit(files, "many files")
+	root := t.TempDir()
+	r := open(t, root, up.URL(), "main", nil)
+	mustSync(t, r)
+	c2 := up.Commit(map[string]string{"b": "1"}, "two")
+	c, err := r.Prepare(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The context ends after 20 entries of the old tree are gone.
+	res, err := r.Publish(&endsAfter{Context: context.Background(), n: 20}, c)
+	if err != nil {
+		t.Fatalf("Publish stopped during cleanup: %v, want no error", err)
+	}
+	if !res.NewHash || published(t, root) != c2 {
+		t.Fatalf("published %s (%+v), want %s", published(t, root), res, c2)
+	}
+	if _, err := os.Stat(filepath.Join(root, WorktreesDir, c1)); !os.IsNotExist(err) {
+		t.Fatalf("old tree still under its name after a stopped cleanup: %v", err)
+	}
+	trash := func() []string {
+		entries, _ := os.ReadDir(filepath.Join(root, WorktreesDir))
+		var names []string
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), trashPrefix) {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	if len(trash()) != 1 {
+		t.Fatalf("trash after a stopped cleanup: %v, want the rest of the old tree", trash())
+	}
+	mustSync(t, r)
+	if left := trash(); len(left) != 0 {
+		t.Fatalf("trash left after the next attempt: %v", left)
+	}
+	if published(t, root) != c2 {
+		t.Fatalf("published %s, want %s", published(t, root), c2)
+	}
+}

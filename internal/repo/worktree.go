@@ -196,10 +196,10 @@ func (r *Repo) buildWorktree(ctx context.Context, dir, hash string) (err error) 
 	if dir == r.worktreeDir(hash) {
 		// Not published (Prepare builds aside otherwise): start from
 		// nothing, administrative files and submodule repositories too.
-		if err := r.removeWorktree(hash); err != nil {
+		if err := r.removeWorktree(ctx, hash); err != nil {
 			return err
 		}
-	} else if err := r.removeTree(dir); err != nil {
+	} else if err := r.removeTree(ctx, dir); err != nil {
 		return err
 	}
 	// The marker goes first: from here until the end, the administrative
@@ -207,7 +207,7 @@ func (r *Repo) buildWorktree(ctx context.Context, dir, hash string) (err error) 
 	_ = os.Remove(filepath.Join(admin, completeMarker))
 	defer func() {
 		if err != nil {
-			if rmErr := r.removeTree(dir); rmErr != nil {
+			if rmErr := r.removeTree(ctx, dir); rmErr != nil {
 				r.log.Error("remove half-built worktree", "path", dir, "error", rmErr.Error())
 			}
 		}
@@ -331,8 +331,11 @@ func uniqueName(prefix string) string {
 // removeTree deletes the directory tree at path crash-safely: it is first
 // renamed to a trash name, in one atomic step, and only then deleted. A kill
 // in the middle leaves a trash directory, never a partial tree at a
-// worktree's name that could pass for whole.
-func (r *Repo) removeTree(path string) error {
+// worktree's name that could pass for whole. When ctx ends during the
+// deletion (git-sync is stopping) the rest of the trash is left for the
+// next cleanup: path is already gone, and a tree of tens of thousands of
+// files must not hold up a shutdown.
+func (r *Repo) removeTree(ctx context.Context, path string) error {
 	trash := filepath.Join(r.root, WorktreesDir, uniqueName(trashPrefix))
 	if err := os.Rename(path, trash); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -340,8 +343,37 @@ func (r *Repo) removeTree(path string) error {
 		}
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
-	if err := os.RemoveAll(trash); err != nil {
+	if err := removeAll(ctx, trash); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeAll is os.RemoveAll that gives up between two entries once ctx has
+// ended, returning ctx's error. Callers only use it on trees nobody trusts
+// any more (trash), so stopping half-way is safe.
+func removeAll(ctx context.Context, path string) error {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		// Not a directory, gone, or unreadable: os.RemoveAll knows each.
+		return os.RemoveAll(path)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := filepath.Join(path, e.Name())
+		if e.IsDir() {
+			err = removeAll(ctx, p)
+		} else {
+			err = os.Remove(p)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	return nil
 }
@@ -351,8 +383,8 @@ func (r *Repo) removeTree(path string) error {
 // process. The tree goes first (atomically, see removeTree), so a kill in
 // between leaves an administrative directory without a tree, which pruning
 // removes, and never a tree that is trusted but partial.
-func (r *Repo) removeWorktree(hash string) error {
-	if err := r.removeTree(r.worktreeDir(hash)); err != nil {
+func (r *Repo) removeWorktree(ctx context.Context, hash string) error {
+	if err := r.removeTree(ctx, r.worktreeDir(hash)); err != nil {
 		return fmt.Errorf("remove worktree %s: %w", hash, err)
 	}
 	if err := os.RemoveAll(r.adminDir(hash)); err != nil {
@@ -366,8 +398,9 @@ func (r *Repo) removeWorktree(hash string) error {
 // --stale-worktree-timeout and not among the --keep-worktrees most recently
 // published (a tree's modification time is when it stopped being current).
 // It costs one directory listing plus a stat per non-current entry. It
-// reports how many entries were removed.
-func (r *Repo) cleanup(current string, now time.Time) (int, error) {
+// reports how many entries were removed. When ctx ends it stops between
+// two entries: what is left goes at the next cleanup.
+func (r *Repo) cleanup(ctx context.Context, current string, now time.Time) (int, error) {
 	entries, err := os.ReadDir(filepath.Join(r.root, WorktreesDir))
 	if errors.Is(err, os.ErrNotExist) {
 		r.reportKept(0)
@@ -396,7 +429,10 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 			trees = append(trees, tree{name, info.ModTime()})
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(r.root, WorktreesDir, name)); err != nil {
+		if err := removeAll(ctx, filepath.Join(r.root, WorktreesDir, name)); err != nil {
+			if ctx.Err() != nil {
+				return removed, nil
+			}
 			errs = append(errs, err)
 			continue
 		}
@@ -407,11 +443,14 @@ func (r *Repo) cleanup(current string, now time.Time) (int, error) {
 	slices.SortFunc(trees, func(a, b tree) int { return b.retired.Compare(a.retired) })
 	kept := 0
 	for i, t := range trees {
+		if ctx.Err() != nil {
+			return removed, nil
+		}
 		if i < r.opts.KeepWorktrees || now.Sub(t.retired) < r.opts.StaleWorktreeTimeout {
 			kept++
 			continue
 		}
-		if err := r.removeWorktree(t.name); err != nil {
+		if err := r.removeWorktree(ctx, t.name); err != nil {
 			errs = append(errs, err)
 			kept++
 			continue
