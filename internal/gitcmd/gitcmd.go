@@ -99,19 +99,51 @@ func (r *Runner) RunWithInput(ctx context.Context, dir string, in io.Reader, arg
 			"duration", time.Since(start), "stdout", redact.Text(stdout.String()), "stderr", redact.Text(stderr.String()))
 	}
 	if err != nil {
-		code := -1
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			code = exitErr.ExitCode()
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = fmt.Errorf("%w (%v)", ctxErr, err)
-		} else if cmd.ProcessState == nil {
-			err = startError(dir, err)
-		}
-		return stdout.String(), &Error{Args: args, Dir: dir, ExitCode: code, Stderr: stderr.String(), Err: err}
+		return stdout.String(), failure(ctx, cmd, args, stderr.String(), err)
 	}
 	return stdout.String(), nil
+}
+
+// failure describes cmd, which failed with err: killed by ctx, not
+// started, or exited non-zero.
+func failure(ctx context.Context, cmd *exec.Cmd, args []string, stderr string, err error) *Error {
+	code := -1
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		err = fmt.Errorf("%w (%v)", ctxErr, err)
+	} else if cmd.ProcessState == nil {
+		err = startError(cmd.Dir, err)
+	}
+	return &Error{Args: args, Dir: cmd.Dir, ExitCode: code, Stderr: stderr, Err: err}
+}
+
+// Stream runs git with args in dir like Run, but connects stdin to in and
+// stdout to out as the process runs, so that large output (a pack sent to a
+// client) is never held in memory; env is appended to the runner's
+// environment for this process alone. The returned error is an *Error
+// carrying git's stderr.
+func (r *Runner) Stream(ctx context.Context, dir string, env []string, in io.Reader, out io.Writer, args ...string) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Args: args, Dir: dir, ExitCode: -1, Err: err}
+	}
+	cmd := exec.CommandContext(ctx, r.Git, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append([]string{}, r.env()...), env...)
+	cmd.Stdin = in
+	cmd.Stdout = out
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	procgroup.Prepare(cmd)
+	if r.Log.Enabled(ctx, LevelCommand) {
+		r.Log.Log(ctx, LevelCommand, "running git", "args", redact.Text(strings.Join(args, " ")), "dir", dir)
+	}
+	if err := cmd.Run(); err != nil {
+		return failure(ctx, cmd, args, stderr.String(), err)
+	}
+	return nil
 }
 
 // locationVars are variables that would make git operate on a repository or

@@ -519,3 +519,34 @@ func TestBuildEnvAsGitSeesIt(t *testing.T) {
 		t.Errorf("committer = %q, want the later GIT_COMMITTER_NAME", got)
 	}
 }
+
+// TestStreamConnectsInputOutputAndEnv: Stream hands git the reader as
+// stdin, writes its stdout to the writer, adds env for this process only,
+// and reports a failure with git's stderr.
+func TestStreamConnectsInputOutputAndEnv(t *testing.T) {
+	r := runner(realGit(t), testEnv(t))
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := r.Stream(context.Background(), dir, nil, strings.NewReader("hello\n"), &out, "hash-object", "--stdin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != "ce013625030ba8dba906f756967f9e9ca394464a" {
+		t.Errorf("hash-object through Stream printed %q", got)
+	}
+	out.Reset()
+	env := []string{"GIT_AUTHOR_NAME=Streamed", "GIT_AUTHOR_EMAIL=s@example.com"}
+	if err := r.Stream(context.Background(), dir, env, nil, &out, "var", "GIT_AUTHOR_IDENT"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "Streamed <s@example.com>") {
+		t.Errorf("env did not reach git: %q", out.String())
+	}
+	if slices.ContainsFunc(r.Env, func(kv string) bool { return strings.HasPrefix(kv, "GIT_AUTHOR_NAME=") }) {
+		t.Errorf("Stream changed the runner's environment: %q", r.Env)
+	}
+	err := r.Stream(context.Background(), dir, nil, nil, &out, "cat-file", "-p", "0000000000000000000000000000000000000001")
+	var gitErr *Error
+	if !errors.As(err, &gitErr) || gitErr.ExitCode <= 0 || gitErr.Stderr == "" {
+		t.Errorf("failed command: %#v, want an *Error with the exit code and stderr", err)
+	}
+}
