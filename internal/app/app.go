@@ -28,6 +28,7 @@ import (
 	"gitsync/internal/hook"
 	"gitsync/internal/metrics"
 	"gitsync/internal/repo"
+	"gitsync/internal/serve"
 	"gitsync/internal/server"
 	"gitsync/internal/status"
 	"gitsync/internal/syncloop"
@@ -244,7 +245,7 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 	if hookH == nil {
 		hookH = http.NotFoundHandler()
 	}
-	serve := func(opts server.Options, flag string) error {
+	listenHTTP := func(opts server.Options, flag string) error {
 		srv, err := server.Listen(opts)
 		if err != nil {
 			return fmt.Errorf("listen on %s %s: %w", flag, opts.Bind, err)
@@ -280,12 +281,12 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		if cfg.HTTPMetrics {
 			opts.Metrics = m
 		}
-		if err := serve(opts, "--http-bind"); err != nil {
+		if err := listenHTTP(opts, "--http-bind"); err != nil {
 			return err
 		}
 	}
 	if cfg.WebhookBind != "" {
-		if err := serve(server.Options{Bind: cfg.WebhookBind, Log: log, TriggersOnly: true, Sync: syncH, Webhook: hookH}, "--webhook-bind"); err != nil {
+		if err := listenHTTP(server.Options{Bind: cfg.WebhookBind, Log: log, TriggersOnly: true, Sync: syncH, Webhook: hookH}, "--webhook-bind"); err != nil {
 			return err
 		}
 	}
@@ -296,7 +297,13 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 	}
 	defer creds.Close()
 
-	r, err := repo.Open(ctx, repo.Options{
+	// The relay's requests and the repository's garbage collection take
+	// turns (see serve.Guard).
+	var gcGuard *serve.Guard
+	if cfg.ServeBind != "" {
+		gcGuard = &serve.Guard{}
+	}
+	ropts := repo.Options{
 		Root: root, Link: cfg.Link,
 		Repo: cfg.Repo, Ref: cfg.Ref, Depth: cfg.Depth, Filter: cfg.Filter,
 		Submodules: cfg.Submodules, SparseCheckoutFile: cfg.SparseCheckoutFile,
@@ -308,12 +315,24 @@ func run(ctx context.Context, cfg config.Config, env []string, log *slog.Logger,
 		UserConfig:  cfg.GitConfig,
 		SSH:         creds,
 		Log:         log,
-	})
+		Serve:       gcGuard != nil,
+	}
+	if gcGuard != nil {
+		ropts.GCGuard = gcGuard // not a nil *Guard in a non-nil interface
+	}
+	r, err := repo.Open(ctx, ropts)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	openRepo.Store(r)
+	if gcGuard != nil {
+		stop, err := startRelay(cfg, r, gcGuard, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	// Hook runners stop with the run; waiting for them guarantees that a
 	// hook killed at shutdown has been reaped before git-sync exits.

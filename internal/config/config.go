@@ -87,6 +87,11 @@ type Config struct {
 	PeriodJitter      float64       // 0 <= f < 1
 	FailureBackoffMax time.Duration // 0: no doubling after failures
 
+	// Serving the published commit to other git clients (issue 13).
+	ServeBind        string // "" serves nothing
+	ServeMaxRequests int    // requests served at once; 0: no limit
+	ServeTokenFile   string // "" serves without authentication
+
 	Verbosity int
 }
 

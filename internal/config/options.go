@@ -102,11 +102,12 @@ const (
 	topicVerify   = "Signature verification"
 	topicAuth     = "Authentication"
 	topicHTTP     = "HTTP endpoint"
+	topicServe    = "Serving the repository (relay)"
 	topicInfo     = "Logging and information"
 	topicOldFlags = "Deprecated spellings"
 )
 
-var topicOrder = []string{topicRepo, topicFiles, topicLoop, topicGit, topicHooks, topicVerify, topicAuth, topicHTTP, topicInfo, topicOldFlags}
+var topicOrder = []string{topicRepo, topicFiles, topicLoop, topicGit, topicHooks, topicVerify, topicAuth, topicHTTP, topicServe, topicInfo, topicOldFlags}
 
 // Defaults that appear in more than one place.
 const (
@@ -131,7 +132,8 @@ func setDefaults(c *Config) {
 			Timeout: 30 * time.Second,
 			Backoff: 3 * time.Second,
 		},
-		PublishGate: HookConfig{Timeout: time.Minute},
+		PublishGate:      HookConfig{Timeout: time.Minute},
+		ServeMaxRequests: 32,
 		Webhook: WebhookConfig{
 			Method:        "POST",
 			SuccessStatus: 200,
@@ -295,6 +297,24 @@ func (p *parser) options() []*option {
 			name: "webhook-bind", arg: "ADDRESS", value: stringValue{&c.WebhookBind}, topic: topicHTTP,
 			usage: "Serve POST /sync and POST /webhook on this address (host:port) instead of --http-bind.",
 			more:  "An Ingress can then expose them without exposing readiness, metrics or pprof.",
+		},
+
+		// Serving.
+		{
+			name: "serve-bind", arg: "ADDRESS", value: stringValue{&c.ServeBind}, topic: topicServe,
+			usage: "Also serve the published commit read-only over git's smart HTTP protocol on this address (host:port).",
+			more: "Other git-syncs (followers), git clone and Airflow's GitDagBundle can then use http://ADDRESS/repo.git " +
+				"(any name) instead of the git host: one fetch from the host for any number of readers. See SERVING below.",
+		},
+		{
+			name: "serve-max-requests", arg: "N", value: intValue{&c.ServeMaxRequests}, def: "32", topic: topicServe,
+			usage: "Serve at most N git requests at once; more get 503 with Retry-After; 0 means no limit.",
+		},
+		{
+			name: "serve-token-file", arg: "FILE", value: stringValue{&c.ServeTokenFile}, topic: topicServe,
+			usage: "A file holding the token that --serve-bind requires, as HTTP Basic password (any user name) or Bearer token.",
+			more: "Followers pass it with --password-file (and any --username). The file is read again when it changes; " +
+				"surrounding blanks are ignored.",
 		},
 
 		// Git.

@@ -47,6 +47,7 @@ func defaultConfig(git string) Config {
 		ExecHook:          HookConfig{Timeout: 30 * time.Second, Backoff: 3 * time.Second},
 		PrePublishHook:    HookConfig{Timeout: 30 * time.Second, Backoff: 3 * time.Second},
 		PublishGate:       HookConfig{Timeout: time.Minute},
+		ServeMaxRequests:  32,
 		Webhook:           WebhookConfig{Method: "POST", SuccessStatus: 200, Timeout: time.Second, Backoff: 3 * time.Second},
 		SSHKeyFiles:       []string{"/etc/git-secret/ssh"},
 		SSHKnownHosts:     true,
@@ -165,6 +166,8 @@ var settingCases = []struct {
 	{"publish-gate-command", "/bin/gate", func(c *Config) { c.PublishGate.Command = "/bin/gate" }},
 	{"publish-gate-timeout", "5s", func(c *Config) { c.PublishGate.Timeout = 5 * time.Second }},
 	{"keep-worktrees", "5", func(c *Config) { c.KeepWorktrees = 5 }},
+	{"serve-bind", ":8080", func(c *Config) { c.ServeBind = ":8080" }},
+	{"serve-max-requests", "0", func(c *Config) { c.ServeMaxRequests = 0 }},
 	{"webhook-url", "http://hook/x", func(c *Config) { c.Webhook.URL = "http://hook/x" }},
 	{"webhook-method", "PUT", func(c *Config) { c.Webhook.Method = "PUT" }},
 	{"webhook-success-status", "204", func(c *Config) { c.Webhook.SuccessStatus = 204 }},
@@ -192,6 +195,7 @@ var settingsTestedElsewhere = []string{
 	"http-metrics", "http-pprof", "git",
 	"verify-signatures", "allowed-signers-file", "gpg-keyring-file", // TestVerifySignatures
 	"max-staleness", "sync-token-file", "webhook-secret-file", "webhook-bind", // TestTriggerSettings
+	"serve-token-file", // TestServeSettings
 }
 
 // TestEverySetting sets each option by flag, by $GITSYNC_ name and by
@@ -723,6 +727,8 @@ func TestValidationMessages(t *testing.T) {
 		{[]string{"--pre-publish-exechook-backoff=999ms"}, nil, "--pre-publish-exechook-backoff must be at least 1s, got 999ms"},
 		{[]string{"--publish-gate-timeout=10ms"}, nil, "--publish-gate-timeout must be at least 1s, got 10ms"},
 		{[]string{"--keep-worktrees=-1"}, nil, "--keep-worktrees must not be negative, got -1"},
+		{[]string{"--serve-bind=:8080", "--serve-max-requests=-1"}, nil, "--serve-max-requests must not be negative, got -1"},
+		{[]string{"--serve-token-file=/t"}, nil, "--serve-token-file needs --serve-bind"},
 		{[]string{"--verify-signatures=yes", "--allowed-signers-file=/s"}, nil, `--verify-signatures must be one of commit, tag; got "yes"`},
 		{[]string{"--verify-signatures=commit"}, nil, "--verify-signatures needs --allowed-signers-file or --gpg-keyring-file"},
 		{[]string{"--allowed-signers-file=/s"}, nil, "--allowed-signers-file needs --verify-signatures"},
@@ -992,5 +998,18 @@ func TestVerifySignatures(t *testing.T) {
 		want := defaultConfig(r.Config.Git)
 		want.VerifySignatures, want.AllowedSignersFile, want.GPGKeyringFile = VerifyTag, "/s", "/k"
 		compare(t, r.Config, want)
+	}
+}
+
+// TestServeSettings: --serve-token-file goes with --serve-bind, from flags
+// and from both environment spellings.
+func TestServeSettings(t *testing.T) {
+	res := mustParse(t, []string{"--serve-bind=:8080", "--serve-token-file=/secret/token"})
+	if res.Config.ServeBind != ":8080" || res.Config.ServeTokenFile != "/secret/token" {
+		t.Errorf("flags: ServeBind %q, ServeTokenFile %q", res.Config.ServeBind, res.Config.ServeTokenFile)
+	}
+	res = mustParse(t, nil, "GITSYNC_SERVE_BIND=:9000", "GIT_SYNC_SERVE_TOKEN_FILE=/t", "GITSYNC_SERVE_MAX_REQUESTS=4")
+	if res.Config.ServeBind != ":9000" || res.Config.ServeTokenFile != "/t" || res.Config.ServeMaxRequests != 4 {
+		t.Errorf("env: %q %q %d", res.Config.ServeBind, res.Config.ServeTokenFile, res.Config.ServeMaxRequests)
 	}
 }

@@ -146,6 +146,12 @@ func (p *parser) validate() {
 	if (c.SyncTokenFile != "" || c.WebhookSecretFile != "") && c.HTTPBind == "" && c.WebhookBind == "" {
 		p.fail("--sync-token-file and --webhook-secret-file need --http-bind or --webhook-bind")
 	}
+	if c.ServeMaxRequests < 0 {
+		p.fail("%s must not be negative, got %d", p.nameOf("serve-max-requests"), c.ServeMaxRequests)
+	}
+	if c.ServeTokenFile != "" && c.ServeBind == "" {
+		p.fail("%s needs --serve-bind", p.nameOf("serve-token-file"))
+	}
 	if c.Verbosity < 0 {
 		p.fail("%s must not be negative, got %d", p.nameOf("verbose"), c.Verbosity)
 	}

@@ -74,6 +74,9 @@ type Metrics struct {
 	state        func() (lastAttempt, lastSuccess time.Time, failures int)
 	sshKept      *family
 	sshRenewals  *family
+	serveReqs    *family
+	serveBytes   *family
+	serveActive  *family
 }
 
 // Trigger sources, the values of the source label of git_sync_triggers_total.
@@ -105,6 +108,10 @@ func New() *Metrics {
 		// git-sync's own (upstream has no kept SSH connection).
 		sshKept:     newFamily("git_sync_ssh_kept_connection", "gauge", "1 while a kept SSH connection (an OpenSSH master) to the --repo host is up for git's ssh sessions, else 0."),
 		sshRenewals: newFamily("git_sync_ssh_kept_connection_renewals_total", "counter", "Number of kept SSH connections replaced by a new one, by reason (key_file, known_hosts, repo, age, lost).", "reason"),
+		// The relay (--serve-bind), git-sync's own.
+		serveReqs:   newFamily("git_sync_serve_requests_total", "counter", "Number of git requests on --serve-bind, by result (ok, error, busy, unauthorized, forbidden, not_found, bad_request).", "result"),
+		serveBytes:  newFamily("git_sync_serve_bytes_sent_total", "counter", "Bytes of git responses sent on --serve-bind."),
+		serveActive: newFamily("git_sync_serve_active_requests", "gauge", "Number of git requests being served on --serve-bind."),
 	}
 	for _, s := range []string{TriggerPeriod, TriggerSignal, TriggerHTTP, TriggerWebhook} {
 		m.triggers.counts[s] = 0
@@ -119,6 +126,47 @@ func New() *Metrics {
 	}
 	m.fetchCount.counts[""] = 0
 	return m
+}
+
+// EnableServe makes the relay's series present from the start (with
+// --serve-bind only: without it they would be noise).
+func (m *Metrics) EnableServe() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.serveBytes.counts[""] = 0
+	m.serveActive.counts[""] = 0
+	for _, r := range []string{"ok", "error", "busy"} {
+		m.serveReqs.counts[r] = 0
+	}
+	m.mu.Unlock()
+}
+
+// ServeRequest counts one request on --serve-bind by result.
+func (m *Metrics) ServeRequest(result string) {
+	m.add(func(m *Metrics) *family { return m.serveReqs }, result)
+}
+
+// ServeSent adds n bytes to the bytes sent on --serve-bind.
+func (m *Metrics) ServeSent(n int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.serveBytes.counts[""] += float64(n)
+	m.mu.Unlock()
+}
+
+// ServeActive adds delta (1 when a request starts, -1 when it ends) to the
+// requests being served.
+func (m *Metrics) ServeActive(delta int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.serveActive.counts[""] += float64(delta)
+	m.mu.Unlock()
 }
 
 // add increments the sample of the family pick chooses.
@@ -245,7 +293,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	m.mu.Lock()
-	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept, m.triggers, m.webhookReqs, m.sshKept, m.sshRenewals} {
+	for _, f := range []*family{m.syncDuration, m.syncCount, m.fetchCount, m.askpassCalls, m.appRefresh, m.hookRuns, m.gateRejects, m.sigFailures, m.kept, m.triggers, m.webhookReqs, m.sshKept, m.sshRenewals, m.serveReqs, m.serveBytes, m.serveActive} {
 		f.write(&b)
 	}
 	state := m.state

@@ -58,6 +58,12 @@ func (r *Repo) gc(ctx context.Context) error {
 		}
 		defer func() { r.gcBase, _ = storeSize(filepath.Join(r.gitDir, "objects")) }()
 	}
+	if g := r.opts.GCGuard; g != nil {
+		if err := g.Lock(ctx); err != nil {
+			return fmt.Errorf("collect garbage: wait for the served requests: %w", err)
+		}
+		defer g.Unlock()
+	}
 	if r.opts.Filter != "" && r.opts.GitGC != config.GCAuto {
 		return r.compactPromisor(ctx)
 	}

@@ -205,6 +205,7 @@ func (r *Repo) writeManagedConfig() error {
 			}
 		}
 	}
+	entries = append(entries, r.serveConfig()...)
 	entries = append(entries, r.opts.ExtraConfig...)
 	return atomicfile.Write(filepath.Join(r.stateDir, managedFile), []byte(gitconfig.Render(entries)), r.fileMode)
 }
@@ -241,6 +242,8 @@ func (r *Repo) dropForeignRefs() {
 		_ = r.writeOwnRef(own)
 	}
 	_ = os.Remove(packed)
+	r.served = nil // packed served refs went too: read them again
+	r.dropServed()
 	// Reflogs pin every commit they ever named; git-sync writes none itself
 	// (core.logAllRefUpdates=false), so drop those an earlier tool left.
 	_ = os.RemoveAll(filepath.Join(r.gitDir, "logs"))

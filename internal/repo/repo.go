@@ -44,6 +44,14 @@ type Options struct {
 	// OnKept, if set, learns after each cleanup how many trees besides the
 	// current one are on disk (the git_sync_worktrees_kept gauge).
 	OnKept func(n int)
+	// Serve keeps the refs the relay advertises (see ServeNamespace).
+	Serve bool
+	// GCGuard, if set, is held while garbage is collected: the relay's
+	// running requests finish first (see serve.Guard).
+	GCGuard interface {
+		Lock(context.Context) error
+		Unlock()
+	}
 }
 
 // Repo is an opened root. It is used by one goroutine at a time.
@@ -71,6 +79,12 @@ type Repo struct {
 	needRepair bool   // the last attempt failed (or startup could not finish): repair first
 	failures   int    // consecutive failed attempts
 	gcBase     int64  // object store size after the last full gc in this run; 0 = none yet
+
+	// For the relay (Options.Serve).
+	previous    string       // the commit published before the current one in this run
+	onDisk      []string     // trees kept on disk besides the current one, as of the last cleanup
+	fetchedName string       // the full name FETCH_HEAD gave --ref ("" if it gave none)
+	served      *servedState // what the served refs hold, once read or written
 }
 
 // Candidate is what Prepare found: the commit --ref names and, when the link
@@ -174,6 +188,9 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 // Env is the environment git-sync gives its children (git and exec hooks),
 // so that git commands run by hooks see the same configuration.
 func (r *Repo) Env() []string { return r.git.Env }
+
+// GitDir is the repository's git directory (what the relay serves).
+func (r *Repo) GitDir() string { return r.gitDir }
 
 // WorktreeDir is where the worktree of hash lives (an exec hook's working
 // directory).
@@ -303,6 +320,7 @@ func (r *Repo) Publish(ctx context.Context, c Candidate) (res Result, err error)
 			// The clock starts before the flip: a kill right after it
 			// must not leave the old tree looking stale since long ago.
 			touch(r.worktreeDir(prev), now)
+			r.previous = prev
 		}
 		if err := r.publish(c.Hash); err != nil {
 			return Result{}, err
@@ -311,6 +329,11 @@ func (r *Repo) Publish(ctx context.Context, c Candidate) (res Result, err error)
 		res.Published, res.NewHash = true, c.NewHash
 	}
 	r.synced, r.lastRemote = true, c.remote
+	// The relay advertises the new commit right after the flip, before
+	// the cleanup that may take a while on a large tree.
+	if err := r.updateServed(ctx); err != nil {
+		return Result{}, err
+	}
 	if r.ownRef() != c.Hash {
 		if err := r.writeOwnRef(c.Hash); err != nil {
 			return Result{}, err
@@ -366,6 +389,9 @@ func (r *Repo) fetch(ctx context.Context) (commit, fetched string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	if name := nameFromFetchHead(desc); name != "" {
+		r.fetchedName = name
+	}
 	commit = fetched
 	if mayNeedPeel(desc) {
 		out, err := r.git.Run(ctx, r.root, "rev-parse", "--verify", "--quiet", fetched+"^{commit}")
@@ -397,6 +423,9 @@ func (r *Repo) remoteUnchanged(ctx context.Context) (bool, error) {
 func (r *Repo) finish(ctx context.Context, now time.Time) error {
 	removed, err := r.cleanup(ctx, r.published, now)
 	if err != nil {
+		return err
+	}
+	if err := r.updateServed(ctx); err != nil {
 		return err
 	}
 	if r.removeLegacy(ctx) {

@@ -441,24 +441,25 @@ func (r *Repo) cleanup(ctx context.Context, current string, now time.Time) (int,
 	}
 	// Newest first: the first --keep-worktrees are kept whatever their age.
 	slices.SortFunc(trees, func(a, b tree) int { return b.retired.Compare(a.retired) })
-	kept := 0
+	var kept []string
 	for i, t := range trees {
 		if ctx.Err() != nil {
 			return removed, nil
 		}
 		if i < r.opts.KeepWorktrees || now.Sub(t.retired) < r.opts.StaleWorktreeTimeout {
-			kept++
+			kept = append(kept, t.name)
 			continue
 		}
 		if err := r.removeWorktree(ctx, t.name); err != nil {
 			errs = append(errs, err)
-			kept++
+			kept = append(kept, t.name)
 			continue
 		}
 		r.log.Info("removed stale worktree", "name", t.name)
 		removed++
 	}
-	r.reportKept(kept)
+	r.onDisk = kept
+	r.reportKept(len(kept))
 	return removed, errors.Join(errs...)
 }
 
