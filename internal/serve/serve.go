@@ -309,6 +309,11 @@ func (h *handler) uploadPack(ctx context.Context, r *http.Request, out *response
 		defer zr.Close()
 		body = zr
 	}
+	// git's stdin is copied from the body by a goroutine that Stream waits
+	// for; when the request is cancelled (shutdown, client gone) a read
+	// blocked on a client that sends nothing more must end too.
+	stop := context.AfterFunc(ctx, func() { _ = out.rc.SetReadDeadline(time.Now()) })
+	defer stop()
 	hdr := out.w.Header()
 	hdr.Set("Content-Type", "application/x-git-upload-pack-result")
 	hdr.Set("Cache-Control", "no-cache")
