@@ -521,10 +521,62 @@ Metrics:
                                           kept SSH connections replaced:
                                           key_file, known_hosts, repo,
                                           age or lost
+  git_sync_serve_requests_total{result}   git requests on --serve-bind:
+                                          ok, error, busy, unauthorized,
+                                          forbidden, not_found, bad_request
+  git_sync_serve_bytes_sent_total         bytes sent on --serve-bind
+  git_sync_serve_active_requests          git requests being served
 
 and the standard go_* and process_* series of Prometheus' Go client
 (process_open_fds, process_max_fds, process_resident_memory_bytes,
 go_goroutines, go_memstats_*, go_gc_duration_seconds, ...).
+`},
+	{"SERVING (RELAY)", `
+With --serve-bind=ADDRESS git-sync also serves what it published,
+read-only, over git's smart HTTP protocol (v2, and v0/v1 for old clients),
+with git's own upload-pack. One git-sync (the relay) fetches from the git
+host; the others (followers), plain git and Airflow's GitDagBundle fetch
+from it:
+
+  git clone http://git-sync-relay:8080/repo.git
+  git-sync --repo=http://git-sync-relay:8080/repo.git --period=2s ...
+
+Any path works (one repository per relay). What is served:
+
+- HEAD and the --ref name (refs/heads/NAME for a branch, refs/tags/NAME
+  for a tag, at the tag object) point at the published commit, and only
+  after the link has flipped to it. With --ref=HEAD or a hash, HEAD alone.
+  Followers can use --ref=HEAD or the relay's --ref. A commit that was
+  fetched but is not published (being checked, or refused by the publish
+  gate or signature verification) is never advertised. git's protocol v2
+  does not check what a client asks for by hash: a client that names a
+  refused commit the relay still holds gets it (protocol v0 refuses).
+- Every commit whose tree is still on disk (--stale-worktree-timeout,
+  --keep-worktrees) and the commit published before the current one can be
+  fetched by hash, as clients that pin a version do (Airflow's versioned
+  DAG bundles), together with the history below them that the relay has.
+- The relay's own --depth bounds the history it can serve: at the default
+  (1) followers get one commit whatever --depth they ask for; use --depth=0
+  on the relay for full history. Followers' --filter=blob:none and
+  --sparse-checkout-file work as against any server.
+- Pushes get 403; other paths 404.
+
+Garbage collection (--git-gc) waits until no request is being served, and
+requests that arrive meanwhile wait for it, so a collection never removes
+objects a running upload-pack is about to send.
+
+Limits: --serve-max-requests requests at once (503 with Retry-After: 1
+beyond); 10s for a request's headers and 60s for its body; a response that
+makes no progress for 60s is ended (a client that stopped reading cannot
+hold an upload-pack). With --serve-token-file, every request needs the
+token, as an HTTP Basic password (any user name; followers use
+--password-file and any --username) or an Authorization: Bearer header.
+On SIGTERM, running requests get 1s to finish.
+
+Followers learn of a new commit by polling the relay: an idle poll is one
+protocol v2 ls-refs request (one upload-pack on the relay), cheap enough
+for --period=1s or 2s. docs/deploy.md has a relay Deployment and Service,
+and Airflow examples.
 `},
 	{"LOGGING", `
 git-sync logs JSON objects, one per line, on standard error, each with
