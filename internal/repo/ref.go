@@ -26,7 +26,13 @@ func fetchArgs(repoURL, ref string, depth int, shallow bool, filter string) []st
 	case depth > 0:
 		args = append(args, fmt.Sprintf("--depth=%d", depth))
 	case shallow:
-		args = append(args, "--unshallow")
+		args = append(args, "--unshallow", "--update-shallow")
+	default:
+		// A remote that is itself shallow (a relay at its default depth)
+		// can only send history that ends in shallow roots; without
+		// this, git fetches the objects, refuses the ref and writes an
+		// empty FETCH_HEAD.
+		args = append(args, "--update-shallow")
 	}
 	if filter != "" {
 		args = append(args, "--filter="+filter)

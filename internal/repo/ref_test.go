@@ -38,8 +38,8 @@ func TestFetchArgs(t *testing.T) {
 	}{
 		{1, false, "", "--depth=1 -- " + url + " main"},
 		{5, true, "", "--depth=5 -- " + url + " main"},
-		{0, false, "", "-- " + url + " main"},
-		{0, true, "", "--unshallow -- " + url + " main"},
+		{0, false, "", "--update-shallow -- " + url + " main"},
+		{0, true, "", "--unshallow --update-shallow -- " + url + " main"},
 		{1, false, "blob:none", "--depth=1 --filter=blob:none -- " + url + " main"},
 	}
 	for _, c := range cases {

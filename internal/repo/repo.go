@@ -385,6 +385,11 @@ func (r *Repo) fetch(ctx context.Context) (commit, fetched string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("read FETCH_HEAD: %w", err)
 	}
+	if len(content) == 0 {
+		// git exits 0 when it refuses the ref it fetched (a warning on
+		// stderr, such as "rejected ... shallow roots").
+		return "", "", fmt.Errorf("fetch %s from %s: git fetched nothing (empty FETCH_HEAD); see -v=6 for its warnings", r.opts.Ref, redact.Text(r.opts.Repo))
+	}
 	fetched, desc, err := parseFetchHead(string(content))
 	if err != nil {
 		return "", "", err

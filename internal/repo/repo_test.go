@@ -325,3 +325,28 @@ func TestStopDuringCleanupLeavesTrashForLater(t *testing.T) {
 		t.Fatalf("published %s, want %s", published(t, root), c2)
 	}
 }
+
+// TestFullDepthFromAShallowRemote: --depth=0 against a remote that is
+// itself shallow (a relay at its default depth, a shallow mirror) takes
+// the history the remote has instead of failing; later updates too.
+func TestFullDepthFromAShallowRemote(t *testing.T) {
+	up, _ := gittest.NewRepoWithCommit(t)
+	up.Commit(map[string]string{"b": "1"}, "two")
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	if out, err := exec.Command("git", "clone", "-q", "--bare", "--depth=1", up.URL(), mirror).CombinedOutput(); err != nil {
+		t.Fatalf("shallow mirror: %v\n%s", err, out)
+	}
+	root := t.TempDir()
+	r := open(t, root, "file://"+mirror, "main", func(o *Options) { o.Depth = 0 })
+	res := mustSync(t, r)
+	if res.Hash != up.Head("main") {
+		t.Fatalf("published %s, want %s", res.Hash, up.Head("main"))
+	}
+	c3 := up.Commit(map[string]string{"b": "2"}, "three")
+	if out, err := exec.Command("git", "-C", mirror, "fetch", "-q", "--depth=1", up.URL(), "+main:main").CombinedOutput(); err != nil {
+		t.Fatalf("update mirror: %v\n%s", err, out)
+	}
+	if res := mustSync(t, r); res.Hash != c3 || published(t, root) != c3 {
+		t.Fatalf("after an update: %+v, link at %s, want %s", res, published(t, root), c3)
+	}
+}
