@@ -548,22 +548,28 @@ Any path works (one repository per relay). What is served:
   after the link has flipped to it. With --ref=HEAD or a hash, HEAD alone.
   Followers can use --ref=HEAD or the relay's --ref. A commit that was
   fetched but is not published (being checked, or refused by the publish
-  gate or signature verification) is never advertised. git's protocol v2
-  does not check what a client asks for by hash: a client that names a
-  refused commit the relay still holds gets it (protocol v0 refuses).
+  gate or signature verification) is never advertised, nor sent to a
+  client that names it by hash (git's protocol v2 upload-pack does not
+  check that; the relay checks the commits a v2 fetch asks for itself).
 - Every commit whose tree is still on disk (--stale-worktree-timeout,
   --keep-worktrees) and the commit published before the current one can be
   fetched by hash, as clients that pin a version do (Airflow's versioned
   DAG bundles), together with the history below them that the relay has.
 - The relay's own --depth bounds the history it can serve: at the default
-  (1) followers get one commit whatever --depth they ask for; use --depth=0
-  on the relay for full history. Followers' --filter=blob:none and
+  (1) followers get one commit whatever --depth they ask for. git-sync
+  followers are fine with that. Clients that keep a clone and run plain
+  "git fetch" in it (Airflow's GitDagBundle, people) are not: each new
+  commit of a depth-1 relay arrives as a new shallow root, which git
+  refuses without --update-shallow, silently (exit 0). Run a relay for
+  them with --depth=0. Followers' --filter=blob:none and
   --sparse-checkout-file work as against any server.
 - Pushes get 403; other paths 404.
 
-Garbage collection (--git-gc) waits until no request is being served, and
-requests that arrive meanwhile wait for it, so a collection never removes
-objects a running upload-pack is about to send.
+Garbage collection (--git-gc) never runs while a request is being served,
+so it cannot remove objects a running upload-pack is about to send: while
+requests are in flight it is put off and tried again at every poll; after
+10 minutes of that it waits for the running requests, and new requests
+wait for it (a relay that always has a clone in flight still collects).
 
 Limits: --serve-max-requests requests at once (503 with Retry-After: 1
 beyond); 10s for a request's headers and 60s for its body; a response that

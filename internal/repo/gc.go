@@ -3,9 +3,11 @@ package repo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gitsync/internal/config"
 )
@@ -44,6 +46,13 @@ const (
 	gcMaxPacks = 50 // or holds more packs than this (git's own gc.autoPackLimit)
 )
 
+// gcMaxDefer is how long a relay (Options.GCGuard) puts a collection off
+// while requests are being served, retrying at every attempt, idle polls
+// included. After that the collection waits for the running requests, and
+// new ones wait for it: a relay that always has a clone in flight still
+// collects, at the cost of one pause. A variable for tests.
+var gcMaxDefer = 10 * time.Minute
+
 // gc collects garbage per --git-gc. It runs only after a worktree was
 // removed, never on an idle poll.
 func (r *Repo) gc(ctx context.Context) error {
@@ -56,13 +65,25 @@ func (r *Repo) gc(ctx context.Context) error {
 		if r.gcBase > 0 && size-r.gcBase < r.gcBase/gcGrowth && packs <= gcMaxPacks {
 			return nil
 		}
-		defer func() { r.gcBase, _ = storeSize(filepath.Join(r.gitDir, "objects")) }()
 	}
 	if g := r.opts.GCGuard; g != nil {
-		if err := g.Lock(ctx); err != nil {
-			return fmt.Errorf("collect garbage: wait for the served requests: %w", err)
+		if !g.TryLock() {
+			if r.gcPending.IsZero() {
+				r.gcPending = time.Now()
+			}
+			if time.Since(r.gcPending) < gcMaxDefer {
+				r.log.Log(ctx, slog.Level(-1), "garbage collection put off: git requests are being served")
+				return nil
+			}
+			if err := g.Lock(ctx); err != nil {
+				return fmt.Errorf("collect garbage: wait for the served requests: %w", err)
+			}
 		}
+		r.gcPending = time.Time{}
 		defer g.Unlock()
+	}
+	if r.opts.GitGC == config.GCAlways {
+		defer func() { r.gcBase, _ = storeSize(filepath.Join(r.gitDir, "objects")) }()
 	}
 	if r.opts.Filter != "" && r.opts.GitGC != config.GCAuto {
 		return r.compactPromisor(ctx)

@@ -46,9 +46,11 @@ type Options struct {
 	OnKept func(n int)
 	// Serve keeps the refs the relay advertises (see ServeNamespace).
 	Serve bool
-	// GCGuard, if set, is held while garbage is collected: the relay's
-	// running requests finish first (see serve.Guard).
+	// GCGuard, if set, is held while garbage is collected, so that no
+	// request of the relay is being served meanwhile (see serve.Guard and
+	// gc).
 	GCGuard interface {
+		TryLock() bool
 		Lock(context.Context) error
 		Unlock()
 	}
@@ -85,6 +87,7 @@ type Repo struct {
 	onDisk      []string     // trees kept on disk besides the current one, as of the last cleanup
 	fetchedName string       // the full name FETCH_HEAD gave --ref ("" if it gave none)
 	served      *servedState // what the served refs hold, once read or written
+	gcPending   time.Time    // since when a collection has been put off for the relay's requests; zero if none
 }
 
 // Candidate is what Prepare found: the commit --ref names and, when the link
@@ -420,7 +423,8 @@ func (r *Repo) remoteUnchanged(ctx context.Context) (bool, error) {
 }
 
 // finish removes expired worktrees (and an old-layout tree once the commit
-// is republished) and, if anything was removed, collects garbage. The
+// is republished), brings the relay's refs up to date, and, if anything
+// was removed or a collection was put off (see gc), collects garbage. The
 // safe.directory entries of removed worktrees stay until the
 // next config write (after the next build): an entry naming a missing path
 // is harmless, and rewriting the file here doubled the config writes of
@@ -436,7 +440,7 @@ func (r *Repo) finish(ctx context.Context, now time.Time) error {
 	if r.removeLegacy(ctx) {
 		removed++
 	}
-	if removed > 0 && ctx.Err() == nil {
+	if (removed > 0 || !r.gcPending.IsZero()) && ctx.Err() == nil {
 		// Not when stopping: the next run collects what is unreachable.
 		return r.gc(ctx)
 	}

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gitsync/internal/gittest"
+	"gitsync/internal/serve"
 )
 
 // servedRefs lists the relay's namespace in root: ref name (without the
@@ -138,4 +140,55 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestGCPutOffWhileServing: while the relay serves a request, an update's
+// collection is put off instead of waiting (the loop publishes on), and
+// runs at the first attempt after the request ended, an idle poll too.
+// Past gcMaxDefer it waits for the request.
+func TestGCPutOffWhileServing(t *testing.T) {
+	up, _ := gittest.NewRepoWithCommit(t)
+	root := t.TempDir()
+	var g serve.Guard
+	r := open(t, root, up.URL(), "main", func(o *Options) { o.Serve, o.GCGuard = true, &g })
+	mustSync(t, r)
+	if err := g.Serve(context.Background()); err != nil { // a request in flight
+		t.Fatal(err)
+	}
+	c2 := up.Commit(map[string]string{"b": "1"}, "two")
+	if res := mustSync(t, r); res.Hash != c2 || published(t, root) != c2 {
+		t.Fatalf("update while serving: %+v, want %s published", res, c2)
+	}
+	if r.gcPending.IsZero() || packCount(t, root) < 2 {
+		t.Fatalf("gc ran or was not put off while a request was served (packs %d)", packCount(t, root))
+	}
+	g.Served()
+	mustSync(t, r) // idle
+	if !r.gcPending.IsZero() || packCount(t, root) != 1 {
+		t.Fatalf("gc still put off after the request ended (packs %d, pending %v)", packCount(t, root), r.gcPending)
+	}
+
+	// Put off for too long: the collection waits for the request.
+	defer func(d time.Duration) { gcMaxDefer = d }(gcMaxDefer)
+	gcMaxDefer = 0
+	if err := g.Serve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	up.Commit(map[string]string{"b": "2"}, "three")
+	done := make(chan error, 1)
+	go func() { _, err := sync(r); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("the overdue collection did not wait for the request (err %v)", err)
+	case <-time.After(100 * time.Millisecond): // nothing to poll: it must not happen
+	}
+	g.Served()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the collection did not run after the request ended")
+	}
 }

@@ -96,6 +96,21 @@ func (g *Guard) Lock(ctx context.Context) error {
 	return nil
 }
 
+// TryLock starts a collection if nothing is being served or collected and
+// no collection waits, and reports whether it did; call Unlock when done.
+// The repository uses it first, so that a relay serving long clones puts
+// its collection off rather than stalling its sync loop and every request
+// behind them (see repo's gc).
+func (g *Guard) TryLock() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.writer || g.readers > 0 || g.waiting > 0 {
+		return false
+	}
+	g.writer = true
+	return true
+}
+
 // Unlock ends a collection.
 func (g *Guard) Unlock() {
 	g.mu.Lock()

@@ -36,10 +36,11 @@ import (
 // Limits for clients. A request's headers and body must arrive in time; a
 // response must make progress (writeIdle without a successful write ends
 // it, so a client that stops reading cannot hold an upload-pack, and with
-// it garbage collection, forever).
+// it garbage collection, forever). readTimeout bounds reading the request
+// only: the server lifts it once the body has been read, so a long
+// response (a large clone) is not cut off.
 const (
 	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
 	writeIdle         = 60 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
@@ -47,6 +48,10 @@ const (
 	// before their upload-packs are killed.
 	shutdownGrace = time.Second
 )
+
+// readTimeout bounds the time a request body may take to arrive (a
+// variable for tests).
+var readTimeout = 60 * time.Second
 
 // Request results, the values of git_sync_serve_requests_total's label.
 const (
@@ -248,11 +253,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) string {
 	if p := protocol(r.Header.Get("Git-Protocol")); p != "" {
 		env = append(env, "GIT_PROTOCOL="+p)
 	}
+	v2 := strings.Contains(r.Header.Get("Git-Protocol"), "version=2")
 	var err error
 	if what == "advertise" {
-		err = h.advertise(ctx, out, env, strings.Contains(r.Header.Get("Git-Protocol"), "version=2"))
+		err = h.advertise(ctx, out, env, v2)
 	} else {
-		err = h.uploadPack(ctx, r, out, env)
+		err = h.uploadPack(ctx, r, out, env, v2)
 	}
 	if err != nil {
 		if !out.started {
@@ -299,7 +305,7 @@ func (h *handler) advertise(ctx context.Context, out *responseWriter, env []stri
 
 // uploadPack answers POST git-upload-pack: the client's wants and haves
 // (or a v2 command such as ls-refs) go to upload-pack, its answer back.
-func (h *handler) uploadPack(ctx context.Context, r *http.Request, out *responseWriter, env []string) error {
+func (h *handler) uploadPack(ctx context.Context, r *http.Request, out *responseWriter, env []string, v2 bool) error {
 	body := io.Reader(r.Body)
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)
@@ -317,6 +323,23 @@ func (h *handler) uploadPack(ctx context.Context, r *http.Request, out *response
 	hdr := out.w.Header()
 	hdr.Set("Content-Type", "application/x-git-upload-pack-result")
 	hdr.Set("Cache-Control", "no-cache")
+	if v2 {
+		head, fetch, wants, rest, err := v2Wants(body)
+		if err != nil {
+			return err
+		}
+		if fetch && len(wants) > 0 {
+			bad, err := h.notServed(ctx, wants)
+			if err != nil {
+				return err
+			}
+			if bad != "" {
+				_, err := out.Write(errorPacket("upload-pack: not our ref " + bad))
+				return errors.Join(fmt.Errorf("refused a want no served ref reaches: %s", bad), err)
+			}
+		}
+		body = io.MultiReader(bytes.NewReader(head), rest)
+	}
 	return h.opts.Git.Stream(ctx, h.opts.GitDir, env, body, out, "upload-pack", "--stateless-rpc", h.opts.GitDir)
 }
 

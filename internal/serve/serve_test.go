@@ -79,6 +79,7 @@ func startRelay(t *testing.T, tweak func(*Options)) *relay {
 	git(t, env, dir, "add", "b")
 	git(t, env, dir, "commit", "-qm", "two")
 	unpublished := git(t, env, dir, "rev-parse", "HEAD")
+	git(t, env, dir, "config", "uploadpack.allowFilter", "true")
 	git(t, env, dir, "update-ref", "refs/namespaces/serve/refs/heads/main", published)
 	git(t, env, dir, "symbolic-ref", "refs/namespaces/serve/HEAD", "refs/namespaces/serve/refs/heads/main")
 	c := &counts{results: map[string]int{}}
@@ -116,14 +117,24 @@ func TestServeClonesWhatIsPublished(t *testing.T) {
 			t.Errorf("protocol v%s clone checked out %s, want %s", v, got, r.published)
 		}
 	}
-	// Protocol v0 refuses a commit no served ref reaches. (git's protocol
-	// v2 upload-pack does not check wants at all: a client that knows a
-	// hash the repository holds gets it; the manual says so.)
-	cmd := exec.Command("git", "-c", "protocol.version=0", "fetch", "-q", r.url, r.unpublished)
-	cmd.Dir, cmd.Env = t.TempDir(), r.env
-	git(t, r.env, cmd.Dir, "init", "-q")
-	if out, err := cmd.CombinedOutput(); err == nil {
-		t.Errorf("protocol v0: fetching the unpublished commit by hash succeeded:\n%s", out)
+	// A commit no served ref reaches cannot be fetched by hash either: v0
+	// and v1 by upload-pack's own rules, v2 (whose upload-pack checks no
+	// wants) by the handler's.
+	for _, v := range []string{"0", "1", "2"} {
+		cmd := exec.Command("git", "-c", "protocol.version="+v, "fetch", "-q", r.url, r.unpublished)
+		cmd.Dir, cmd.Env = t.TempDir(), r.env
+		git(t, r.env, cmd.Dir, "init", "-q")
+		out, err := cmd.CombinedOutput()
+		refused := strings.Contains(string(out), "not our ref") || v != "2" && strings.Contains(string(out), "unadvertised object")
+		if err == nil || !refused {
+			t.Errorf("protocol v%s: fetching the unpublished commit by hash: %v\n%s\nwant a refusal (not our ref)", v, err, out)
+		}
+	}
+	// Partial clones fetch blobs by hash as they check out.
+	dst := filepath.Join(t.TempDir(), "partial")
+	git(t, r.env, t.TempDir(), "-c", "protocol.version=2", "clone", "-q", "--filter=blob:none", r.url, dst)
+	if got, err := os.ReadFile(filepath.Join(dst, "a")); err != nil || string(got) != "a\n" {
+		t.Errorf("partial clone checked out a = %q, %v", got, err)
 	}
 	if r.counts.get(ResultOK) == 0 || r.counts.sent == 0 {
 		t.Errorf("counted %v results and %d bytes", r.counts.results, r.counts.sent)
@@ -259,5 +270,27 @@ func TestShutdownKillsRunningUploadPacks(t *testing.T) {
 	}
 	if c.nowActive() != 0 {
 		t.Errorf("%d requests still active after Shutdown", c.nowActive())
+	}
+}
+
+// TestServeSlowResponseOutlivesReadTimeout: the time limit for reading a
+// request does not bound the response: one that takes longer than that to
+// produce (a large clone; here an upload-pack that starts late) is not cut
+// off.
+func TestServeSlowResponseOutlivesReadTimeout(t *testing.T) {
+	defer func(d time.Duration) { readTimeout = d }(readTimeout)
+	readTimeout = 300 * time.Millisecond
+	wrapper := filepath.Join(t.TempDir(), "git")
+	script := "#!/bin/sh\nif [ \"$1\" = upload-pack ] && [ \"$3\" != --advertise-refs ]; then sleep 1; fi\nexec git \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, func(o *Options) { o.Git.Git = wrapper })
+	for _, v := range []string{"0", "2"} {
+		dst := filepath.Join(t.TempDir(), "clone")
+		git(t, r.env, t.TempDir(), "-c", "protocol.version="+v, "clone", "-q", r.url, dst)
+		if got := git(t, r.env, dst, "rev-parse", "HEAD"); got != r.published {
+			t.Errorf("protocol v%s: cloned %s, want %s", v, got, r.published)
+		}
 	}
 }
