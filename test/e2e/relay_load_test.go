@@ -1,0 +1,330 @@
+package e2e
+
+// The relay under load (issue 13), at a size that runs well under a minute
+// on a small CI machine: one relay fetching from an upstream served over
+// smart HTTP, ten git-sync followers polling the relay every 200ms, an
+// upstream commit every 2 s, and meanwhile, with --git-gc=always on the
+// relay, eight clients cloning a repository of a few thousand files from
+// the relay in a loop. It checks that the upstream sees only the relay,
+// that every follower publishes every commit the relay published, and that
+// no clone fails while the relay fetches, publishes and collects garbage.
+// Latencies are logged, not asserted (bench/ measures them).
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gitsync/internal/gittest"
+)
+
+const (
+	relayLoadFollowers = 10
+	relayLoadCloners   = 8
+	relayLoadFiles     = 3000
+	relayLoadCommits   = 8
+	relayLoadEvery     = 2 * time.Second
+	// relayLoadUA is the User-Agent the relay's git sends upstream
+	// (--git-config=http.userAgent), so that the upstream can tell the
+	// relay's requests from anybody else's.
+	relayLoadUA = "git-sync-relay-under-test"
+)
+
+// relayLoadRepo makes an upstream whose main holds files files of about
+// 1 KiB in 30 directories, written with git fast-import and checked out.
+func relayLoadRepo(t testing.TB, files int) *gittest.Repo {
+	t.Helper()
+	up := gittest.NewRepo(t)
+	var b bytes.Buffer
+	b.WriteString("commit refs/heads/main\ncommitter gittest <gittest@example.invalid> 1700000000 +0000\n")
+	fastImportData(&b, "many files")
+	filler := strings.Repeat("0123456789abcdef", 64)
+	for i := range files {
+		fmt.Fprintf(&b, "M 100644 inline %s\n", relayLoadPath(i))
+		fastImportData(&b, fmt.Sprintf("file %d\n%s\n", i, filler))
+	}
+	cmd := exec.Command(realGit, "fast-import", "--quiet")
+	cmd.Dir = up.Dir()
+	cmd.Env = up.Environ()
+	cmd.Stdin = &b
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("fast-import: %v\n%s", err, out)
+	}
+	up.ResetHard(gittest.DefaultBranch)
+	return up
+}
+
+func relayLoadPath(i int) string { return fmt.Sprintf("d%02d/f%05d.txt", i%30, i) }
+
+// upstreamRequest is one request the upstream server received.
+type upstreamRequest struct {
+	Method, Path, Query, UA string
+}
+
+// countingProxy is an HTTP server in front of an upstream git server that
+// records every request before passing it on.
+type countingProxy struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	req []upstreamRequest
+}
+
+func newCountingProxy(t testing.TB, target string) *countingProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p := &countingProxy{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.req = append(p.req, upstreamRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.UserAgent()})
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *countingProxy) requests() []upstreamRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]upstreamRequest(nil), p.req...)
+}
+
+// relayNetworkCalls counts the git commands in a wrapper's call log that
+// contact the remote: fetch and ls-remote (not ls-remote --get-url).
+func relayNetworkCalls(w wrapper) int {
+	n := 0
+	for _, c := range w.Calls() {
+		f := strings.Fields(c)
+		switch {
+		case len(f) == 0:
+		case f[0] == "fetch":
+			n++
+		case f[0] == "ls-remote" && !strings.Contains(c, "--get-url"):
+			n++
+		}
+	}
+	return n
+}
+
+// durStats formats the minimum, median and maximum of ds.
+func durStats(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	return fmt.Sprintf("n=%d min %s median %s max %s", len(s), r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
+}
+
+func TestRelayLoad(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("load test; skipped with -short")
+	}
+	began := time.Now()
+	up := relayLoadRepo(t, relayLoadFiles)
+	srv := gittest.HTTPServer(t, shapeServeDir(t, map[string]*gittest.Repo{"up": up}), gittest.HTTPOptions{})
+	proxy := newCountingProxy(t, srv.BaseURL())
+	w := gitWrapper(t, wrapperOpts{})
+	r := startRelay(t, proxy.srv.URL+"/up", relayOpts{Metrics: true},
+		"--git="+w.Path, "--git-gc=always", "--period=200ms",
+		"--git-config=http.userAgent:"+relayLoadUA)
+	first := up.Head(gittest.DefaultBranch)
+	waitForServed(t, r, first)
+	upstream := []string{first}
+
+	type loadFollower struct {
+		*Proc
+		link string
+	}
+	var fs []loadFollower
+	for i := range relayLoadFollowers {
+		ref := "HEAD"
+		if i%2 == 1 {
+			ref = gittest.DefaultBranch
+		}
+		root := newRoot(t)
+		p := startWith(t, runOpts{Name: fmt.Sprintf("follower %d", i)}, "--repo="+r.URL, "--root="+root,
+			"--link=link", "--ref="+ref, "--period=200ms", "--git-gc=auto")
+		fs = append(fs, loadFollower{p, filepath.Join(root, "link")})
+	}
+	for _, f := range fs {
+		waitFor(t, 4*syncDeadline, func() bool {
+			if !f.Running() {
+				t.Fatalf("%s exited (code %d)\n%s", f.name, f.ExitCode(), tail(f.Logs(), 40))
+			}
+			return tryLinkHash(f.link) == first
+		}, "%s to publish %s", f.name, first)
+	}
+	setup := time.Since(began)
+
+	// Clients cloning from the relay in a loop until the updates end.
+	// --no-checkout: the objects are what gc could take away mid-fetch;
+	// writing 3,000 files out is client work that would only slow the
+	// machine. git clone checks the connectivity of what it received.
+	var (
+		mu         sync.Mutex
+		cloneTimes []time.Duration
+		cloneErrs  []string
+		perCloner  = make([]int, relayLoadCloners)
+		stop       = make(chan struct{})
+		wg         sync.WaitGroup
+	)
+	cloneBase := t.TempDir()
+	for c := range relayLoadCloners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				dir := filepath.Join(cloneBase, fmt.Sprintf("c%d-%d", c, n))
+				t0 := time.Now()
+				_, _, err := relayGit("", nil, "clone", "--quiet", "--no-checkout", r.URL, dir)
+				if err == nil {
+					var out string
+					out, _, err = relayGit(dir, nil, "ls-tree", "-r", "--name-only", "HEAD")
+					if err == nil && strings.Count(out, "\n")+1 < relayLoadFiles {
+						err = fmt.Errorf("clone %s: %d files at HEAD, want at least %d", dir, strings.Count(out, "\n")+1, relayLoadFiles)
+					}
+				}
+				d := time.Since(t0)
+				os.RemoveAll(dir)
+				mu.Lock()
+				if err != nil {
+					cloneErrs = append(cloneErrs, err.Error())
+				} else {
+					cloneTimes = append(cloneTimes, d)
+					perCloner[c]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+
+	// The upstream's updates.
+	tick := time.NewTicker(relayLoadEvery)
+	for i := 1; i <= relayLoadCommits; i++ {
+		<-tick.C
+		h, err := up.TryCommit(map[string]string{
+			relayLoadPath(i * 7):             fmt.Sprintf("changed by update %d\n", i),
+			fmt.Sprintf("updates/%d.txt", i): "new\n",
+		}, fmt.Sprintf("update %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstream = append(upstream, h)
+	}
+	tick.Stop()
+	last := upstream[len(upstream)-1]
+	waitForServed(t, r, last)
+	close(stop)
+	wg.Wait()
+	for _, f := range fs {
+		waitForLink(t, f.Proc, f.link, last)
+	}
+	served := metric(t, r.Metrics, "git_sync_serve_requests_total", "result", "ok")
+	busy := metric(t, r.Metrics, "git_sync_serve_requests_total", "result", "busy")
+	sent := metric(t, r.Metrics, "git_sync_serve_bytes_sent_total")
+	for _, f := range fs {
+		if code := f.Stop(); code != 0 {
+			t.Errorf("%s: exit %d after SIGTERM", f.name, code)
+		}
+	}
+	if code := r.Stop(); code != 0 {
+		t.Errorf("relay: exit %d after SIGTERM", code)
+	}
+
+	// No clone failed, and the clones ran during the updates.
+	t.Logf("clones from the relay during the updates: %s; failed %d; per client %v", durStats(cloneTimes), len(cloneErrs), perCloner)
+	if len(cloneErrs) > 0 {
+		t.Errorf("%d clones from the relay failed; first: %s", len(cloneErrs), cloneErrs[0])
+	}
+	for c, n := range perCloner {
+		if n == 0 {
+			t.Errorf("client %d completed no clone during the updates", c)
+		}
+	}
+
+	// The upstream saw the relay and nobody else: every request carries
+	// the relay's User-Agent, and each git command the relay ran against
+	// it made exactly one ref discovery (GET info/refs).
+	reqs := proxy.requests()
+	discoveries := 0
+	for _, q := range reqs {
+		if !strings.Contains(q.UA, relayLoadUA) {
+			t.Errorf("upstream request %s %s?%s from %q, not the relay", q.Method, q.Path, q.Query, q.UA)
+		}
+		if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/info/refs") {
+			discoveries++
+		}
+	}
+	calls := relayNetworkCalls(w)
+	if discoveries != calls {
+		t.Errorf("upstream saw %d ref discoveries, the relay ran %d fetch/ls-remote commands", discoveries, calls)
+	}
+
+	// The relay published every upstream commit; every follower published
+	// every commit the relay published.
+	relayHashes, relayTimes := logHashes(r.Logs(), "published new commit")
+	if strings.Join(relayHashes, " ") != strings.Join(upstream, " ") {
+		t.Logf("relay published %d commits %v; upstream made %d %v", len(relayHashes), relayHashes, len(upstream), upstream)
+	}
+	relayAt := map[string]time.Time{}
+	for i, h := range relayHashes {
+		relayAt[h] = relayTimes[i]
+	}
+	var lags []time.Duration
+	for _, f := range fs {
+		hs, ts := logHashes(f.Logs(), "published new commit")
+		at := map[string]time.Time{}
+		for i, h := range hs {
+			at[h] = ts[i]
+		}
+		for _, h := range relayHashes {
+			ft, ok := at[h]
+			if !ok {
+				t.Errorf("%s never published %s, which the relay published (it published %v)", f.name, h, hs)
+				continue
+			}
+			if h != first {
+				lags = append(lags, ft.Sub(relayAt[h]))
+			}
+		}
+		noErrors(t, f.Proc)
+	}
+	noErrors(t, r.Proc)
+
+	t.Logf("setup (repo of %d files, relay, %d followers' first sync): %s", relayLoadFiles, relayLoadFollowers, setup.Round(time.Millisecond))
+	t.Logf("follower publish after the relay's, per follower and commit: %s", durStats(lags))
+	t.Logf("upstream: %d requests (%d ref discoveries) for %d commits; relay served %v requests ok (%v busy, %v bytes) to %d followers and %d cloning clients",
+		len(reqs), discoveries, len(upstream), served, busy, sent, relayLoadFollowers, relayLoadCloners)
+	t.Logf("total %s", time.Since(began).Round(time.Millisecond))
+}
