@@ -4,8 +4,10 @@ package e2e
 // on a small CI machine: one relay fetching from an upstream served over
 // smart HTTP, ten git-sync followers polling the relay every 200ms, an
 // upstream commit every 2 s, and meanwhile, with --git-gc=always on the
-// relay, eight clients cloning a repository of a few thousand files from
-// the relay in a loop. It checks that the upstream sees only the relay,
+// relay, eight clients cloning the repository (2,000 files) from the relay
+// in a loop. The followers check out one directory (a sparse checkout):
+// they fetch every commit whole, but writing 2,000 files per commit in ten
+// followers would only measure the machine's file system. It checks that the upstream sees only the relay,
 // that every follower publishes every commit the relay published, and that
 // no clone fails while the relay fetches, publishes and collects garbage.
 // Latencies are logged, not asserted (bench/ measures them).
@@ -13,6 +15,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,7 +36,7 @@ import (
 const (
 	relayLoadFollowers = 10
 	relayLoadCloners   = 8
-	relayLoadFiles     = 3000
+	relayLoadFiles     = 2000
 	relayLoadCommits   = 8
 	relayLoadEvery     = 2 * time.Second
 	// relayLoadUA is the User-Agent the relay's git sends upstream
@@ -66,6 +70,25 @@ func relayLoadRepo(t testing.TB, files int) *gittest.Repo {
 }
 
 func relayLoadPath(i int) string { return fmt.Sprintf("d%02d/f%05d.txt", i%30, i) }
+
+// relayLoadUpdate is the change of update i: one of the many files, and
+// new random content in the same 40 files of 8 KiB. Each update grows the
+// relay's object store by about as much as the rest of the repository
+// holds, so that --git-gc=always repacks and prunes after most updates
+// (it waits for a third of growth), and the blobs of every older commit
+// become garbage that prune --expire=now removes.
+func relayLoadUpdate(i int) map[string]string {
+	rng := rand.New(rand.NewPCG(uint64(i), 13))
+	files := map[string]string{relayLoadPath(i * 7): fmt.Sprintf("changed by update %d\n", i)}
+	for f := range 40 {
+		var b strings.Builder
+		for range 8192 / 16 {
+			fmt.Fprintf(&b, "%016x", rng.Uint64())
+		}
+		files[fmt.Sprintf("blobs/%02d.txt", f)] = b.String()
+	}
+	return files
+}
 
 // upstreamRequest is one request the upstream server received.
 type upstreamRequest struct {
@@ -105,7 +128,9 @@ func (p *countingProxy) requests() []upstreamRequest {
 }
 
 // relayNetworkCalls counts the git commands in a wrapper's call log that
-// contact the remote: fetch and ls-remote (not ls-remote --get-url).
+// contact the remote: fetch, ls-remote (not ls-remote --get-url), and the
+// remote helper git-sync keeps for its polls (remote-http, remote-https),
+// each of which starts with one ref discovery.
 func relayNetworkCalls(w wrapper) int {
 	n := 0
 	for _, c := range w.Calls() {
@@ -116,9 +141,62 @@ func relayNetworkCalls(w wrapper) int {
 			n++
 		case f[0] == "ls-remote" && !strings.Contains(c, "--get-url"):
 			n++
+		case strings.HasPrefix(f[0], "remote-http"):
+			n++
 		}
 	}
 	return n
+}
+
+// linkSampler polls links every pollInterval and records when it first
+// saw each link name each hash. A follower's "published new commit" log
+// line comes after its cleanup and gc, so the link itself is the record
+// of when (and whether) it published.
+type linkSampler struct {
+	mu    sync.Mutex
+	seen  map[string]map[string]time.Time // link -> hash -> first seen
+	stop  chan struct{}
+	done  chan struct{}
+	links []string
+}
+
+func startLinkSampler(links []string) *linkSampler {
+	s := &linkSampler{seen: map[string]map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}), links: links}
+	for _, l := range links {
+		s.seen[l] = map[string]time.Time{}
+	}
+	go func() {
+		defer close(s.done)
+		for {
+			now := time.Now()
+			s.mu.Lock()
+			for _, l := range s.links {
+				if h := tryLinkHash(l); h != "" {
+					if _, ok := s.seen[l][h]; !ok {
+						s.seen[l][h] = now
+					}
+				}
+			}
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(pollInterval):
+			}
+		}
+	}()
+	return s
+}
+
+// Stop ends the sampling and returns what was seen.
+func (s *linkSampler) Stop() map[string]map[string]time.Time {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	return s.seen
 }
 
 // durStats formats the minimum, median and maximum of ds.
@@ -149,6 +227,8 @@ func TestRelayLoad(t *testing.T) {
 	waitForServed(t, r, first)
 	upstream := []string{first}
 
+	sparse := filepath.Join(t.TempDir(), "sparse")
+	mustWrite(t, sparse, "/d00/\n")
 	type loadFollower struct {
 		*Proc
 		link string
@@ -161,7 +241,7 @@ func TestRelayLoad(t *testing.T) {
 		}
 		root := newRoot(t)
 		p := startWith(t, runOpts{Name: fmt.Sprintf("follower %d", i)}, "--repo="+r.URL, "--root="+root,
-			"--link=link", "--ref="+ref, "--period=200ms", "--git-gc=auto")
+			"--link=link", "--ref="+ref, "--period=200ms", "--git-gc=auto", "--sparse-checkout-file="+sparse)
 		fs = append(fs, loadFollower{p, filepath.Join(root, "link")})
 	}
 	for _, f := range fs {
@@ -173,6 +253,12 @@ func TestRelayLoad(t *testing.T) {
 		}, "%s to publish %s", f.name, first)
 	}
 	setup := time.Since(began)
+	links := []string{r.Link}
+	for _, f := range fs {
+		links = append(links, f.link)
+	}
+	sampler := startLinkSampler(links)
+	defer sampler.Stop()
 
 	// Clients cloning from the relay in a loop until the updates end.
 	// --no-checkout: the objects are what gc could take away mid-fetch;
@@ -233,20 +319,20 @@ func TestRelayLoad(t *testing.T) {
 	tick := time.NewTicker(relayLoadEvery)
 	for i := 1; i <= relayLoadCommits; i++ {
 		<-tick.C
-		h, err := up.TryCommit(map[string]string{
-			relayLoadPath(i * 7):             fmt.Sprintf("changed by update %d\n", i),
-			fmt.Sprintf("updates/%d.txt", i): "new\n",
-		}, fmt.Sprintf("update %d", i))
+		h, err := up.TryCommit(relayLoadUpdate(i), fmt.Sprintf("update %d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		upstream = append(upstream, h)
 	}
 	tick.Stop()
-	last := upstream[len(upstream)-1]
-	waitForServed(t, r, last)
+	// The clients stop with the updates; the relay and the followers then
+	// catch up with the last one.
+	gcs := w.CountCalls("prune")
 	close(stop)
 	wg.Wait()
+	last := upstream[len(upstream)-1]
+	waitForServed(t, r, last)
 	for _, f := range fs {
 		waitForLink(t, f.Proc, f.link, last)
 	}
@@ -277,7 +363,7 @@ func TestRelayLoad(t *testing.T) {
 	// the relay's User-Agent, and each git command the relay ran against
 	// it made exactly one ref discovery (GET info/refs).
 	reqs := proxy.requests()
-	discoveries := 0
+	discoveries, posts := 0, 0
 	for _, q := range reqs {
 		if !strings.Contains(q.UA, relayLoadUA) {
 			t.Errorf("upstream request %s %s?%s from %q, not the relay", q.Method, q.Path, q.Query, q.UA)
@@ -285,37 +371,42 @@ func TestRelayLoad(t *testing.T) {
 		if q.Method == http.MethodGet && strings.HasSuffix(q.Path, "/info/refs") {
 			discoveries++
 		}
+		if q.Method == http.MethodPost {
+			posts++
+		}
 	}
 	calls := relayNetworkCalls(w)
+	if gcs == 0 {
+		t.Errorf("the relay never collected garbage (no git prune) while the clients cloned")
+	}
 	if discoveries != calls {
 		t.Errorf("upstream saw %d ref discoveries, the relay ran %d fetch/ls-remote commands", discoveries, calls)
 	}
 
 	// The relay published every upstream commit; every follower published
 	// every commit the relay published.
-	relayHashes, relayTimes := logHashes(r.Logs(), "published new commit")
+	// The relay published every upstream commit it saw (its log says
+	// which); every follower published every one of them (the link
+	// named it at some point, or its log says so).
+	seen := sampler.Stop()
+	relayHashes, _ := logHashes(r.Logs(), "published new commit")
 	if strings.Join(relayHashes, " ") != strings.Join(upstream, " ") {
-		t.Logf("relay published %d commits %v; upstream made %d %v", len(relayHashes), relayHashes, len(upstream), upstream)
+		t.Logf("relay published %d of the %d upstream commits: %v", len(relayHashes), len(upstream), relayHashes)
 	}
-	relayAt := map[string]time.Time{}
-	for i, h := range relayHashes {
-		relayAt[h] = relayTimes[i]
+	if len(relayHashes) < 3 {
+		t.Errorf("relay published only %d commits during the test (%v); the followers' updates were not exercised", len(relayHashes), relayHashes)
 	}
 	var lags []time.Duration
 	for _, f := range fs {
-		hs, ts := logHashes(f.Logs(), "published new commit")
-		at := map[string]time.Time{}
-		for i, h := range hs {
-			at[h] = ts[i]
-		}
+		logged, _ := logHashes(f.Logs(), "published new commit")
 		for _, h := range relayHashes {
-			ft, ok := at[h]
-			if !ok {
-				t.Errorf("%s never published %s, which the relay published (it published %v)", f.name, h, hs)
+			ft, sampled := seen[f.link][h]
+			if !sampled && !slices.Contains(logged, h) {
+				t.Errorf("%s never published %s, which the relay published (its link named %v; its log %v)", f.name, h, seen[f.link], logged)
 				continue
 			}
-			if h != first {
-				lags = append(lags, ft.Sub(relayAt[h]))
+			if rt, ok := seen[r.Link][h]; ok && sampled && h != first {
+				lags = append(lags, ft.Sub(rt))
 			}
 		}
 		noErrors(t, f.Proc)
@@ -323,8 +414,10 @@ func TestRelayLoad(t *testing.T) {
 	noErrors(t, r.Proc)
 
 	t.Logf("setup (repo of %d files, relay, %d followers' first sync): %s", relayLoadFiles, relayLoadFollowers, setup.Round(time.Millisecond))
-	t.Logf("follower publish after the relay's, per follower and commit: %s", durStats(lags))
-	t.Logf("upstream: %d requests (%d ref discoveries) for %d commits; relay served %v requests ok (%v busy, %v bytes) to %d followers and %d cloning clients",
-		len(reqs), discoveries, len(upstream), served, busy, sent, relayLoadFollowers, relayLoadCloners)
+	t.Logf("follower link flip after the relay's link flip, per follower and commit (20ms sampling): %s", durStats(lags))
+	t.Logf("upstream: %d requests (%d ref discoveries, %d POSTs) for %d commits; relay served %v requests ok (%v busy, %v bytes) to %d followers and %d cloning clients",
+		len(reqs), discoveries, posts, len(upstream), served, busy, sent, relayLoadFollowers, relayLoadCloners)
+	t.Logf("relay: %d garbage collections (repack, prune --expire=now) while the clients cloned, %d in all, for %d published commits",
+		gcs, w.CountCalls("prune"), len(relayHashes))
 	t.Logf("total %s", time.Since(began).Round(time.Millisecond))
 }

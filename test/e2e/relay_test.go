@@ -51,7 +51,8 @@ type relayOpts struct {
 	Run runOpts
 }
 
-// startRelay starts git-sync syncing upURL into a new root, polling every
+// startRelay starts git-sync syncing branch main of upURL into a new root
+// (--ref=main, so that it serves HEAD and refs/heads/main), polling every
 // 100ms and serving on 127.0.0.1 at a port of its choosing, plus extra
 // arguments (later flags win), and waits until it logs the address it
 // serves on.
@@ -59,8 +60,8 @@ func startRelay(t testing.TB, upURL string, o relayOpts, extra ...string) *relay
 	t.Helper()
 	root := newRoot(t)
 	r := &relay{Root: root, Link: filepath.Join(root, "link")}
-	args := []string{"--repo=" + upURL, "--root=" + root, "--link=link",
-		"--period=100ms", "--serve-bind=127.0.0.1:0"}
+	args := []string{"--repo=" + upURL, "--ref=" + gittest.DefaultBranch, "--root=" + root,
+		"--link=link", "--period=100ms", "--serve-bind=127.0.0.1:0"}
 	if o.Metrics {
 		var m []string
 		r.Metrics, m = authMetricsArgs(t)
@@ -306,6 +307,12 @@ func TestRelayPlainGit(t *testing.T) {
 	r := startRelay(t, up.URL(), relayOpts{}, "--depth=0")
 	waitForServed(t, r, hs[2])
 	assertServes(t, r, wantServedRefs(hs[2]))
+	for _, v := range []string{"0", "2"} {
+		out := mustGit(t, "", protoArgs(v, "ls-remote", r.URL)...)
+		if n := strings.Count(out, "\n") + 1; n != 2 {
+			t.Logf("NOTE: ls-remote over protocol v%s prints %d lines for 2 refs:\n%s", v, n, out)
+		}
+	}
 
 	// Protocol v2 is really spoken (the relay passes Git-Protocol on):
 	// the client sends an ls-refs command.
@@ -563,10 +570,13 @@ func TestRelayKeptCommitsFetchable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			up := gittest.NewRepo(t)
-			r := startRelay(t, up.URL(), relayOpts{}, c.args...)
 			var hs []string
+			var r *relay
 			for i := 0; i <= 4; i++ {
 				hs = append(hs, up.Commit(map[string]string{"file.txt": fmt.Sprintf("commit %d\n", i)}, fmt.Sprintf("c%d", i)))
+				if r == nil {
+					r = startRelay(t, up.URL(), relayOpts{}, c.args...)
+				}
 				waitForServed(t, r, hs[i])
 			}
 			// Kept commits are hidden tips: not advertised.
@@ -576,14 +586,21 @@ func TestRelayKeptCommitsFetchable(t *testing.T) {
 			if shallow := shapeShallow(t, r.Root); len(shallow) == 0 {
 				t.Fatalf("the relay's repository is not shallow; the test relies on --depth=1")
 			}
+			// Over protocol v0 the relay's shallow boundary comes in the
+			// ref advertisement, and git takes a new shallow root only
+			// when asked to (--depth, --update-shallow): v0 clients ask
+			// for depth.
 			for i, h := range hs {
-				for _, v := range []string{"0", "2"} {
-					err := fetchByHash(t, r.URL, v, h)
+				for _, f := range []struct {
+					v    string
+					args []string
+				}{{"2", nil}, {"2", []string{"--depth=1"}}, {"0", []string{"--depth=1"}}} {
+					err := fetchByHash(t, r.URL, f.v, h, f.args...)
 					switch {
 					case c.kept(i) && err != nil:
-						t.Errorf("commit %d (%s), kept, is not fetchable by hash over protocol v%s: %v", i, h, v, err)
+						t.Errorf("commit %d (%s), kept, is not fetchable by hash over protocol v%s %v: %v", i, h, f.v, f.args, err)
 					case !c.kept(i):
-						t.Logf("commit %d (%s), no longer kept, over protocol v%s: fetch error %v", i, h, v, err)
+						t.Logf("commit %d (%s), no longer kept, over protocol v%s %v: fetch error %v", i, h, f.v, f.args, err)
 					}
 				}
 			}
@@ -820,6 +837,16 @@ func TestRelayTokenAuth(t *testing.T) {
 // fetch of a pinned earlier version by hash when the bare repository lacks
 // it, and a tree of that version (a worktree of the bare repository; the
 // provider's per-version local clone as well).
+//
+// The relay runs with --depth=0: from a relay with depth-1 history, a plain
+// `git fetch` into an existing clone gets the new tip as a new shallow
+// root and, without --update-shallow, git leaves the ref where it was
+// ("rejected refs/heads/main because shallow roots are not allowed to be
+// updated", exit 0), which the refresh would silently ignore.
+//
+// The pinned version is one the bare repository never saw: the upstream
+// branch was force-pushed away from it before the bare clone, and the relay
+// still keeps it (--keep-worktrees=2).
 func TestRelayAirflowGitDagBundle(t *testing.T) {
 	t.Parallel()
 	up := gittest.NewRepo(t)
@@ -829,9 +856,12 @@ func TestRelayAirflowGitDagBundle(t *testing.T) {
 			fmt.Sprintf("dags/v%d.py", i): "pass\n",
 		}, fmt.Sprintf("v%d", i))
 	}
+	v0 := version(0)
 	v1 := version(1)
-	r := startRelay(t, up.URL(), relayOpts{}, "--keep-worktrees=2")
+	r := startRelay(t, up.URL(), relayOpts{}, "--depth=0", "--keep-worktrees=2")
 	waitForServed(t, r, v1)
+	// A force-push: main goes back to v0 and on to v2; v1 is on no branch.
+	up.ResetHard(v0)
 	v2 := version(2)
 	waitForServed(t, r, v2)
 
@@ -856,9 +886,7 @@ func TestRelayAirflowGitDagBundle(t *testing.T) {
 	mustGit(t, tracking, "reset", "--quiet", "--hard", "origin/"+gittest.DefaultBranch)
 	assertCompleteTree(t, up, tracking, v3)
 
-	// A pinned earlier version the bare repository never saw: v1 (kept by
-	// the relay's --keep-worktrees=2; the branch no longer reaches it in
-	// the relay's depth-1 history).
+	// The pinned version.
 	if _, _, err := relayGit(bare, nil, "cat-file", "-e", v1+"^{commit}"); err == nil {
 		t.Fatalf("the bare clone already holds %s; the test needs it missing", v1)
 	}
