@@ -12,6 +12,7 @@ package e2e
 // serve metrics. relay_load_test.go holds the load test.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -743,6 +745,74 @@ func TestRelayRequestCap(t *testing.T) {
 	if got := r.Running(); !got {
 		t.Fatalf("relay exited")
 	}
+}
+
+// pkt formats one pkt-line.
+func pkt(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
+
+// TestRelayGCWaitsForRunningRequest holds a protocol v2 fetch request open
+// in the relay (the command sent, the wants not yet) while the upstream
+// moves two commits on, each big enough to make --git-gc=always repack and
+// prune. When the request then asks for the commit that was published when
+// it started, it must get a pack: the relay's gc waits for running
+// upload-packs, so the commit is still the previous one (kept) when the
+// request is served. Without that wait the relay would publish both and
+// prune the commit under the request ("not our ref").
+func TestRelayGCWaitsForRunningRequest(t *testing.T) {
+	t.Parallel()
+	up := gittest.NewRepo(t)
+	a := up.Commit(relayLoadUpdate(0), "a")
+	r := startRelay(t, up.URL(), relayOpts{Metrics: true}, "--git-gc=always")
+	waitForServed(t, r, a)
+
+	conn, err := net.DialTimeout("tcp", r.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	chunk := func(s string) {
+		t.Helper()
+		if _, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(s), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprintf(conn, "POST /repo.git/git-upload-pack HTTP/1.1\r\nHost: %s\r\n"+
+		"Content-Type: application/x-git-upload-pack-request\r\n"+
+		"Accept: application/x-git-upload-pack-result\r\n"+
+		"Git-Protocol: version=2\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n", r.Addr)
+	chunk(pkt("command=fetch\n"))
+	waitForMetric(t, r.Metrics, func(v float64) bool { return v == 1 }, "the held fetch is running", "git_sync_serve_active_requests")
+
+	b := up.Commit(relayLoadUpdate(1), "b")
+	waitForLink(t, r.Proc, r.Link, b)
+	c := up.Commit(relayLoadUpdate(2), "c")
+	// Give the relay the time to publish c and collect garbage, were it
+	// not waiting for the request (a bound, not an assertion).
+	pruned := poll(3*time.Second, func() bool {
+		hs, _ := logHashes(r.Logs(), "published new commit")
+		return slices.Contains(hs, c)
+	})
+	t.Logf("relay published c while the request was held: %v", pruned)
+
+	chunk("0001" + pkt("want "+a+"\n") + pkt("no-progress\n") + pkt("done\n") + "0000")
+	if _, err := io.WriteString(conn, "0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("packfile\n")) || !bytes.Contains(body, []byte("PACK")) || bytes.Contains(body, []byte("ERR ")) {
+		t.Fatalf("the fetch of %s held across two updates: status %d, want a pack; body %q", a, resp.StatusCode, tail(string(body[:min(len(body), 400)]), 5))
+	}
+	waitForServed(t, r, c)
 }
 
 // ---------------------------------------------------------------------------
