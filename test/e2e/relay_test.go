@@ -936,9 +936,13 @@ func TestRelayAirflowGitDagBundle(t *testing.T) {
 	v1 := version(1)
 	r := startRelay(t, up.URL(), relayOpts{}, "--depth=0", "--keep-worktrees=2")
 	waitForServed(t, r, v1)
-	// A force-push: main goes back to v0 and on to v2; v1 is on no branch.
-	up.ResetHard(v0)
+	// A force-push: main moves from v1 to v2, a child of v0, in one step;
+	// v1 is on no branch.
+	up.Branch("rewrite", v0)
+	up.Checkout("rewrite")
 	v2 := version(2)
+	up.Checkout(gittest.DefaultBranch)
+	up.ResetHard(v2)
 	waitForServed(t, r, v2)
 
 	base := t.TempDir()
