@@ -974,6 +974,12 @@ func TestRelayAirflowGitDagBundle(t *testing.T) {
 	if got := mustGit(t, bare, "cat-file", "-t", v1); got != "commit" {
 		t.Fatalf("after fetching %s by hash: cat-file -t = %q", v1, got)
 	}
+	// The same over protocol v0, where upload-pack checks that a wanted
+	// commit is a tip or reachable from one (a v2 upload-pack sends any
+	// object it has).
+	bare0 := filepath.Join(base, "bare-v0")
+	mustGit(t, "", protoArgs("0", "clone", "--quiet", "--bare", r.URL, bare0)...)
+	mustGit(t, bare0, protoArgs("0", "fetch", "--quiet", "origin", v1)...)
 	wt := filepath.Join(base, "versions", v1)
 	mustGit(t, bare, "worktree", "add", "--quiet", "--detach", wt, v1)
 	assertCompleteTree(t, up, wt, v1)
