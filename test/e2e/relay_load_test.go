@@ -5,9 +5,10 @@ package e2e
 // smart HTTP, ten git-sync followers polling the relay every 200ms, an
 // upstream commit every 2 s, and meanwhile, with --git-gc=always on the
 // relay, eight clients cloning the repository (2,000 files) from the relay
-// in a loop. The followers check out one directory (a sparse checkout):
-// they fetch every commit whole, but writing 2,000 files per commit in ten
-// followers would only measure the machine's file system. It checks that the upstream sees only the relay,
+// in a loop. The relay and the followers check out one directory (a
+// sparse checkout): they fetch and serve every commit whole, but writing
+// 2,000 files per commit in eleven processes would only measure the
+// machine's file system. It checks that the upstream sees only the relay,
 // that every follower publishes every commit the relay published, and that
 // no clone fails while the relay fetches, publishes and collects garbage.
 // Latencies are logged, not asserted (bench/ measures them).
@@ -224,15 +225,15 @@ func TestRelayLoad(t *testing.T) {
 	srv := gittest.HTTPServer(t, shapeServeDir(t, map[string]*gittest.Repo{"up": up}), gittest.HTTPOptions{})
 	proxy := newCountingProxy(t, srv.BaseURL())
 	w := gitWrapper(t, wrapperOpts{})
+	sparse := filepath.Join(t.TempDir(), "sparse")
+	mustWrite(t, sparse, "/d00/\n")
 	r := startRelay(t, proxy.srv.URL+"/up", relayOpts{Metrics: true},
-		"--git="+w.Path, "--git-gc=always", "--period=200ms",
+		"--git="+w.Path, "--git-gc=always", "--period=200ms", "--sparse-checkout-file="+sparse,
 		"--git-config=http.userAgent:"+relayLoadUA)
 	first := up.Head(gittest.DefaultBranch)
 	waitForServed(t, r, first)
 	upstream := []string{first}
 
-	sparse := filepath.Join(t.TempDir(), "sparse")
-	mustWrite(t, sparse, "/d00/\n")
 	type loadFollower struct {
 		*Proc
 		link string
