@@ -402,7 +402,7 @@ func TestRelayLoad(t *testing.T) {
 	// which); every follower published every one of them (the link
 	// named it at some point, or its log says so).
 	seen := sampler.Stop()
-	relayHashes, _ := logHashes(r.Logs(), "published new commit")
+	relayHashes := logHashes(r.Logs(), "published new commit")
 	if strings.Join(relayHashes, " ") != strings.Join(upstream, " ") {
 		t.Logf("relay published %d of the %d upstream commits: %v", len(relayHashes), len(upstream), relayHashes)
 	}
@@ -411,7 +411,7 @@ func TestRelayLoad(t *testing.T) {
 	}
 	var lags []time.Duration
 	for _, f := range fs {
-		logged, _ := logHashes(f.Logs(), "published new commit")
+		logged := logHashes(f.Logs(), "published new commit")
 		for _, h := range relayHashes {
 			ft, sampled := seen[f.link][h]
 			if !sampled && !slices.Contains(logged, h) {

@@ -8,8 +8,10 @@ package e2e
 // real git client and raw HTTP requests, and check what a user can observe:
 // the refs advertised (only the published commit; kept commits fetchable by
 // hash; refused ones never), followers' links, a refused push, the request
-// cap (503 with Retry-After), token auth (401, basic and bearer) and the
-// serve metrics. relay_load_test.go holds the load test.
+// cap (503 with Retry-After), a request held open across garbage
+// collection, token auth (401, basic and bearer), the serve metrics, and
+// the commands Airflow 3's GitDagBundle runs. relay_load_test.go holds the
+// load test.
 
 import (
 	"bufio"
@@ -49,8 +51,6 @@ type relayOpts struct {
 	Metrics bool
 	// Name labels the process in failure output (default "relay").
 	Name string
-	// Run holds extra runOpts (environment, binary).
-	Run runOpts
 }
 
 // startRelay starts git-sync syncing branch main of upURL into a new root
@@ -69,8 +69,7 @@ func startRelay(t testing.TB, upURL string, o relayOpts, extra ...string) *relay
 		r.Metrics, m = authMetricsArgs(t)
 		args = append(args, m...)
 	}
-	ro := o.Run
-	ro.Name = o.Name
+	ro := runOpts{Name: o.Name}
 	if ro.Name == "" {
 		ro.Name = "relay"
 	}
@@ -101,20 +100,17 @@ func relayServeAddr(logs string) string {
 }
 
 // logHashes returns the "hash" attribute of every log record whose msg is
-// msg, in order, with the record's time.
-func logHashes(logs, msg string) (hashes []string, times []time.Time) {
+// msg, in order.
+func logHashes(logs, msg string) []string {
+	var hashes []string
 	recs, _ := parseLogs(logs)
 	for _, rec := range recs {
-		if rec["msg"] != msg {
-			continue
+		if rec["msg"] == msg {
+			h, _ := rec["hash"].(string)
+			hashes = append(hashes, h)
 		}
-		h, _ := rec["hash"].(string)
-		ts, _ := rec["time"].(string)
-		tm, _ := time.Parse(time.RFC3339Nano, ts)
-		hashes = append(hashes, h)
-		times = append(times, tm)
 	}
-	return hashes, times
+	return hashes
 }
 
 // relayGit runs git with args in dir (any directory when ""), in the
@@ -789,8 +785,7 @@ func TestRelayGCWaitsForRunningRequest(t *testing.T) {
 	// Give the relay the time to publish c and collect garbage, were it
 	// not waiting for the request (a bound, not an assertion).
 	pruned := poll(3*time.Second, func() bool {
-		hs, _ := logHashes(r.Logs(), "published new commit")
-		return slices.Contains(hs, c)
+		return slices.Contains(logHashes(r.Logs(), "published new commit"), c)
 	})
 	t.Logf("relay published c while the request was held: %v", pruned)
 
