@@ -39,8 +39,8 @@ const (
 	relayLoadCloners   = 8
 	relayLoadFiles     = 2000
 	// relayLoadCommits updates are made; more, up to relayLoadMaxCommits,
-	// when the relay has not yet published two of them and collected
-	// garbage while the clients cloned (a slow, busy machine).
+	// when the relay has not yet published two of them while the clients
+	// cloned (a slow, busy machine).
 	relayLoadCommits    = 8
 	relayLoadMaxCommits = 20
 	relayLoadEvery      = 2 * time.Second
@@ -228,7 +228,7 @@ func TestRelayLoad(t *testing.T) {
 	sparse := filepath.Join(t.TempDir(), "sparse")
 	mustWrite(t, sparse, "/d00/\n")
 	r := startRelay(t, proxy.srv.URL+"/up", relayOpts{Metrics: true},
-		"--git="+w.Path, "--git-gc=always", "--period=200ms", "--sparse-checkout-file="+sparse,
+		"--git="+w.Path, "--git-gc=always", "--period=200ms", "--sparse-checkout-file="+sparse, "-v=1",
 		"--git-config=http.userAgent:"+relayLoadUA)
 	first := up.Head(gittest.DefaultBranch)
 	waitForServed(t, r, first)
@@ -327,7 +327,7 @@ func TestRelayLoad(t *testing.T) {
 			sampler.mu.Lock()
 			relayUpdates := len(sampler.seen[r.Link]) - 1
 			sampler.mu.Unlock()
-			if relayUpdates >= 2 && w.CountCalls("prune") > 0 {
+			if relayUpdates >= 2 {
 				break
 			}
 		}
@@ -348,6 +348,13 @@ func TestRelayLoad(t *testing.T) {
 	waitForServed(t, r, last)
 	for _, f := range fs {
 		waitForLink(t, f.Proc, f.link, last)
+	}
+	// gc never runs beside a request: while the clients cloned it was put
+	// off, and it runs once they have stopped (the relay idles at
+	// --period=200ms). Its safety under load is that no clone failed.
+	putOff := strings.Count(r.Logs(), "garbage collection put off")
+	if putOff > 0 {
+		waitFor(t, 60*time.Second, func() bool { return w.CountCalls("prune") > gcs }, "the relay to collect the garbage it put off")
 	}
 	served := metric(t, r.Metrics, "git_sync_serve_requests_total", "result", "ok")
 	busy := metric(t, r.Metrics, "git_sync_serve_requests_total", "result", "busy")
@@ -389,9 +396,6 @@ func TestRelayLoad(t *testing.T) {
 		}
 	}
 	calls := relayNetworkCalls(w)
-	if gcs == 0 {
-		t.Errorf("the relay never collected garbage (no git prune) while the clients cloned")
-	}
 	if discoveries != calls {
 		t.Errorf("upstream saw %d ref discoveries, the relay ran %d fetch/ls-remote commands", discoveries, calls)
 	}
@@ -430,7 +434,7 @@ func TestRelayLoad(t *testing.T) {
 	t.Logf("follower link flip after the relay's link flip, per follower and commit (20ms sampling): %s", durStats(lags))
 	t.Logf("upstream: %d requests (%d ref discoveries, %d POSTs) for %d commits; relay served %v requests ok (%v busy, %v bytes) to %d followers and %d cloning clients",
 		len(reqs), discoveries, posts, len(upstream), served, busy, sent, relayLoadFollowers, relayLoadCloners)
-	t.Logf("relay: %d garbage collections (repack, prune --expire=now) while the clients cloned, %d in all, for %d published commits",
-		gcs, w.CountCalls("prune"), len(relayHashes))
+	t.Logf("relay: %d garbage collections (repack, prune --expire=now) while the clients cloned (put off %d times), %d in all, for %d published commits",
+		gcs, putOff, w.CountCalls("prune"), len(relayHashes))
 	t.Logf("total %s", time.Since(began).Round(time.Millisecond))
 }
