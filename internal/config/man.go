@@ -552,8 +552,8 @@ Any path works (one repository per relay). What is served:
   client that names it by hash (git's protocol v2 upload-pack does not
   check that; the relay checks the commits a v2 fetch asks for itself).
 - Every commit whose tree is still on disk (--stale-worktree-timeout,
-  --keep-worktrees) and the commit published before the current one can be
-  fetched by hash, as clients that pin a version do (Airflow's versioned
+  --keep-worktrees) and the three commits published before the current one
+  can be fetched by hash, as clients that pin a version do (Airflow's versioned
   DAG bundles), together with the history below them that the relay has.
 - The relay's own --depth bounds the history it can serve: at the default
   (1) followers get one commit whatever --depth they ask for. git-sync

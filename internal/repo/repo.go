@@ -83,7 +83,7 @@ type Repo struct {
 	gcBase     int64  // object store size after the last full gc in this run; 0 = none yet
 
 	// For the relay (Options.Serve).
-	previous    string       // the commit published before the current one in this run
+	recent      []string     // the commits published before the current one in this run, newest first (at most servedRecent)
 	onDisk      []string     // trees kept on disk besides the current one, as of the last cleanup
 	fetchedName string       // the full name FETCH_HEAD gave --ref ("" if it gave none)
 	served      *servedState // what the served refs hold, once read or written
@@ -323,7 +323,7 @@ func (r *Repo) Publish(ctx context.Context, c Candidate) (res Result, err error)
 			// The clock starts before the flip: a kill right after it
 			// must not leave the old tree looking stale since long ago.
 			touch(r.worktreeDir(prev), now)
-			r.previous = prev
+			r.recent = append([]string{prev}, r.recent[:min(len(r.recent), servedRecent-1)]...)
 		}
 		if err := r.publish(c.Hash); err != nil {
 			return Result{}, err

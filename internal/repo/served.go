@@ -85,10 +85,16 @@ func nameFromFetchHead(desc string) string {
 	return ""
 }
 
+// servedRecent is how many commits published before the current one stay
+// fetchable whatever --stale-worktree-timeout says: a client that read the
+// refs just before a flip asks for what it saw in its next request, which
+// may come late (a slow or busy client, a fetch whose body is still
+// arriving); with commits a second or two apart, three give it seconds.
+const servedRecent = 3
+
 // wantServed is the namespace as it should be: the published commit under
 // HEAD and the --ref name, and as hidden tips every commit whose tree is
-// still on disk plus the one published before (a client that read the refs
-// just before a flip asks for it in its next request).
+// still on disk plus the servedRecent published before it.
 func (r *Repo) wantServed() servedState {
 	s := servedState{head: r.published}
 	if name := r.servedName(); name != "" {
@@ -102,8 +108,8 @@ func (r *Repo) wantServed() servedState {
 		}
 	}
 	kept := map[string]bool{r.published: true}
-	if r.previous != "" {
-		kept[r.previous] = true
+	for _, h := range r.recent {
+		kept[h] = true
 	}
 	for _, h := range r.onDisk {
 		kept[h] = true

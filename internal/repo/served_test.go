@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,8 +42,8 @@ func servedRefs(t *testing.T, root string) map[string]string {
 
 // TestServedRefsFollowWhatIsPublished: with Serve, the namespace holds HEAD
 // (pointing at the branch) and the branch at the published commit, and the
-// current and previous commits as hidden tips; older ones go as their trees
-// go. Without Serve, a later run removes the namespace, so nothing stays
+// current and servedRecent previous commits as hidden tips; older ones go
+// as their trees go. Without Serve, a later run removes the namespace, so nothing stays
 // pinned against gc.
 func TestServedRefsFollowWhatIsPublished(t *testing.T) {
 	up, c1 := gittest.NewRepoWithCommit(t)
@@ -59,11 +60,19 @@ func TestServedRefsFollowWhatIsPublished(t *testing.T) {
 	if got := servedRefs(t, root); !equalMaps(got, want) {
 		t.Fatalf("after an update: %v, want %v", got, want)
 	}
-	c3 := up.Commit(map[string]string{"b": "2"}, "three")
-	mustSync(t, r)
-	want = map[string]string{"HEAD": "-> refs/heads/main", "refs/heads/main": c3, keptPrefix + c2: c2, keptPrefix + c3: c3}
+	var cs []string
+	for i := range servedRecent {
+		cs = append(cs, up.Commit(map[string]string{"b": fmt.Sprint(i + 2)}, "more"))
+		mustSync(t, r)
+	}
+	// c1 is now the (servedRecent+1)-th commit before the current one.
+	last := cs[len(cs)-1]
+	want = map[string]string{"HEAD": "-> refs/heads/main", "refs/heads/main": last, keptPrefix + c2: c2}
+	for _, c := range cs {
+		want[keptPrefix+c] = c
+	}
 	if got := servedRefs(t, root); !equalMaps(got, want) {
-		t.Fatalf("after a second update: %v, want %v", got, want)
+		t.Fatalf("after %d more updates: %v, want %v", servedRecent, got, want)
 	}
 	r.Close()
 
