@@ -68,9 +68,14 @@ type options struct {
 	keep          bool
 	jsonOut       string
 	strict        bool
+	relay         relayOptions
 }
 
 func main() {
+	if root := os.Getenv(backendChildEnv); root != "" {
+		// The relay scenario's floor server, run as a process of its own.
+		os.Exit(runBackendChild(root))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -96,7 +101,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.gitsync, "gitsync", "", "git-sync binary to measure (default: build ./cmd/git-sync of this module)")
 	fs.StringVar(&sizes, "sizes", "small,medium", "fixture sizes: small, medium")
 	fs.StringVar(&transports, "transports", "file,http", "transports: file, http")
-	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,slowreader,disk,rss,webhook,ssh", "scenarios to run")
+	fs.StringVar(&scenarios, "scenarios", "first,idle,update,storm,slowreader,disk,rss,webhook,ssh,relay", "scenarios to run")
 	fs.StringVar(&depths, "depths", "1,0", "--depth values for the first-sync scenario")
 	fs.StringVar(&gcModes, "gc", gcDefault+",off", "--git-gc values for the update scenario (\""+gcDefault+"\": the flag is not passed; targets apply to that run only)")
 	fs.IntVar(&o.reps, "reps", 0, "alternating repetitions per figure (default 7, quick 3)")
@@ -118,6 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every sample and figure as JSON to this file")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
+	addRelayFlags(fs, &o.relay)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -145,7 +151,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, s := range o.scenarios {
 		switch s {
-		case "first", "idle", "update", "storm", "slowreader", "disk", "rss", "webhook", "ssh":
+		case "first", "idle", "update", "storm", "slowreader", "disk", "rss", "webhook", "ssh", "relay":
 		default:
 			return o, fmt.Errorf("unknown scenario %q", s)
 		}
@@ -184,6 +190,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	defd(&o.idleWindow, 10*time.Second, 3*time.Second)
 	defd(&o.stormDuration, 30*time.Second, 10*time.Second)
 	defd(&o.traceWindow, 10*time.Second, 5*time.Second)
+	if err := o.relay.finish(o.quick); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -251,6 +260,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			err = b.scenarioWebhook(ctx)
 		case "ssh":
 			err = b.scenarioSSH(ctx)
+		case "relay":
+			err = b.scenarioRelay(ctx)
 		}
 		if err != nil {
 			b.logf("scenario %s failed: %v", sc, err)
@@ -339,6 +350,9 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 		if sc == "rss" || sc == "webhook" {
 			sizes["small"] = true
+		}
+		if sc == "relay" {
+			sizes["small"], sizes["medium"] = true, true
 		}
 	}
 	fixEnv := gitEnv(b.home)
