@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -106,15 +109,22 @@ func decodeStrict(t *testing.T, file string, doc []byte, v any) {
 	}
 }
 
-// deployments returns every Deployment in deploy/kubernetes, decoded
-// strictly into the real API type.
-func deployments(t *testing.T) map[string]*appsv1.Deployment {
+// manifests are the documents in deploy/kubernetes, decoded strictly into
+// the real API types, keyed by "file#index".
+type manifests struct {
+	deployments map[string]*appsv1.Deployment
+	services    map[string]*corev1.Service
+}
+
+// loadManifests decodes every document in deploy/kubernetes: Deployments,
+// and the Services that expose a relay; any other kind fails the test.
+func loadManifests(t *testing.T) manifests {
 	t.Helper()
 	files, err := filepath.Glob("kubernetes/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests in deploy/kubernetes (%v)", err)
 	}
-	out := map[string]*appsv1.Deployment{}
+	out := manifests{deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{}}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -128,15 +138,51 @@ func deployments(t *testing.T) map[string]*appsv1.Deployment {
 			if err := yaml.Unmarshal(doc, &head); err != nil {
 				t.Fatalf("%s document %d: %v", f, i, err)
 			}
-			if head.APIVersion != "apps/v1" || head.Kind != "Deployment" {
-				t.Fatalf("%s document %d: %s %s, want only apps/v1 Deployments here", f, i, head.APIVersion, head.Kind)
+			key := fmt.Sprintf("%s#%d", f, i)
+			switch {
+			case head.APIVersion == "apps/v1" && head.Kind == "Deployment":
+				d := new(appsv1.Deployment)
+				decodeStrict(t, f, doc, d)
+				out.deployments[key] = d
+			case head.APIVersion == "v1" && head.Kind == "Service":
+				s := new(corev1.Service)
+				decodeStrict(t, f, doc, s)
+				out.services[key] = s
+			default:
+				t.Fatalf("%s document %d: %s %s, want only apps/v1 Deployments and v1 Services here", f, i, head.APIVersion, head.Kind)
 			}
-			d := new(appsv1.Deployment)
-			decodeStrict(t, f, doc, d)
-			out[fmt.Sprintf("%s#%d", f, i)] = d
 		}
 	}
 	return out
+}
+
+// deployments returns every Deployment in deploy/kubernetes.
+func deployments(t *testing.T) map[string]*appsv1.Deployment {
+	t.Helper()
+	return loadManifests(t).deployments
+}
+
+// flagValue returns the value of --name=VALUE in args, and whether it is
+// there.
+func flagValue(args []string, name string) (string, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// isRelay says whether the pod's git-sync sidecar serves its repository
+// (--serve-bind): a relay needs no init container, nothing in its pod
+// reads the files.
+func isRelay(spec corev1.PodSpec) bool {
+	for _, c := range spec.Containers {
+		if _, ok := flagValue(c.Args, "serve-bind"); ok && isGitSync(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // isGitSync says whether c runs this image.
@@ -211,8 +257,12 @@ func TestKubernetesManifests(t *testing.T) {
 				}
 				checkProbesAndMetrics(t, c, p, d.Spec.Template.Annotations)
 			}
-			if inits != 1 || sidecars != 1 {
-				t.Errorf("want one git-sync init container and one sidecar, got %d and %d", inits, sidecars)
+			wantInits := 1
+			if isRelay(spec) {
+				wantInits = 0
+			}
+			if inits != wantInits || sidecars != 1 {
+				t.Errorf("want %d git-sync init container and one sidecar, got %d and %d", wantInits, inits, sidecars)
 			}
 		})
 	}
@@ -525,5 +575,259 @@ func TestCommunityAirflowChartValues(t *testing.T) {
 		if len(p.Warnings) == 0 {
 			t.Errorf("%s: v3 names should be reported as deprecated", what)
 		}
+	}
+}
+
+// TestRelayManifest checks kubernetes/relay.yaml as a whole: one relay
+// serving with a token from a Secret, a Service that reaches its git port,
+// and followers whose --repo is that Service, authenticating with the same
+// Secret and polling at a short period.
+func TestRelayManifest(t *testing.T) {
+	const file = "kubernetes/relay.yaml"
+	m := loadManifests(t)
+	var relay *appsv1.Deployment
+	var followers []*appsv1.Deployment
+	for key, d := range m.deployments {
+		if !strings.HasPrefix(key, file+"#") {
+			continue
+		}
+		if isRelay(d.Spec.Template.Spec) {
+			if relay != nil {
+				t.Fatalf("%s: more than one relay", file)
+			}
+			relay = d
+		} else {
+			followers = append(followers, d)
+		}
+	}
+	if relay == nil || len(followers) == 0 {
+		t.Fatalf("%s: want a relay Deployment (git-sync with --serve-bind) and a follower Deployment", file)
+	}
+	if relay.Spec.Replicas == nil || *relay.Spec.Replicas != 1 {
+		t.Errorf("relay %s: want 1 replica", relay.Name)
+	}
+	spec := relay.Spec.Template.Spec
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+	}
+	var c corev1.Container
+	for _, k := range spec.Containers {
+		if isGitSync(k) {
+			c = k
+		}
+	}
+	bind, _ := flagValue(c.Args, "serve-bind")
+	_, servePort, _ := strings.Cut(bind, ":")
+	ports := map[string]string{} // container port name -> number
+	for _, p := range c.Ports {
+		ports[p.Name] = fmt.Sprint(p.ContainerPort)
+	}
+	if !slices.Contains(slices.Collect(maps.Values(ports)), servePort) {
+		t.Errorf("relay: --serve-bind=%s, but no container port %s", bind, servePort)
+	}
+	// The token the relay asks for comes from a Secret, mounted as a
+	// directory (re-read on rotation).
+	tokenFile, ok := flagValue(c.Args, "serve-token-file")
+	var tokenSecret string
+	if !ok {
+		t.Errorf("relay: no --serve-token-file")
+	} else {
+		found := false
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == filepath.Dir(tokenFile) {
+				found = true
+				v := volumes[vm.Name]
+				if v.Secret == nil || vm.SubPath != "" || !vm.ReadOnly {
+					t.Errorf("relay: %s must come from a Secret mounted read-only without subPath", tokenFile)
+				} else {
+					tokenSecret = v.Secret.SecretName
+				}
+			}
+		}
+		if !found {
+			t.Errorf("relay: %s is not in a mounted directory", tokenFile)
+		}
+	}
+
+	// A Service selects the relay's pods and reaches its git port.
+	var svc *corev1.Service
+	var svcPort int32
+	for key, s := range m.services {
+		if !strings.HasPrefix(key, file+"#") {
+			continue
+		}
+		selects := len(s.Spec.Selector) > 0
+		for k, v := range s.Spec.Selector {
+			selects = selects && relay.Spec.Template.Labels[k] == v
+		}
+		if !selects {
+			continue
+		}
+		for _, p := range s.Spec.Ports {
+			target := p.TargetPort.String()
+			if n, ok := ports[target]; ok {
+				target = n
+			}
+			if target == servePort {
+				svc, svcPort = s, p.Port
+			}
+		}
+	}
+	if svc == nil {
+		t.Fatalf("%s: no Service selects the relay's pods and targets its --serve-bind port %s", file, servePort)
+	}
+
+	// Followers: --repo is the Service, the password file the relay's
+	// token Secret, and the period short.
+	wantHost := fmt.Sprintf("%s:%d", svc.Name, svcPort)
+	for _, d := range followers {
+		fspec := d.Spec.Template.Spec
+		fvolumes := map[string]corev1.Volume{}
+		for _, v := range fspec.Volumes {
+			fvolumes[v.Name] = v
+		}
+		for _, k := range append(append([]corev1.Container(nil), fspec.InitContainers...), fspec.Containers...) {
+			if !isGitSync(k) {
+				continue
+			}
+			what := d.Name + "/" + k.Name
+			p := parse(t, what, k.Args, envOf(k))
+			u, err := url.Parse(p.Repo)
+			if err != nil || u.Scheme != "http" || u.Host != wantHost {
+				t.Errorf("%s: --repo=%s, want http://%s/...", what, p.Repo, wantHost)
+			}
+			mounted := ""
+			for _, vm := range k.VolumeMounts {
+				if vm.MountPath == filepath.Dir(p.PasswordFile) && fvolumes[vm.Name].Secret != nil {
+					mounted = fvolumes[vm.Name].Secret.SecretName
+				}
+			}
+			if p.PasswordFile == "" || mounted != tokenSecret {
+				t.Errorf("%s: --password-file %q must come from the relay's token Secret %q (got %q)", what, p.PasswordFile, tokenSecret, mounted)
+			}
+			if p.OneTime {
+				continue
+			}
+			if period, err := time.ParseDuration(p.Period); err != nil || period > 10*time.Second {
+				t.Errorf("%s: --period=%s; followers learn of new commits by polling the relay, keep it short (at most 10s)", what, p.Period)
+			}
+		}
+	}
+}
+
+// relayHost is the relay's Service in kubernetes/relay.yaml, as the Airflow
+// values reach it.
+const relayHost = "git-sync-relay:8080"
+
+// TestOfficialChartRelayValues checks the official chart's git-sync sidecars
+// pointed at the relay: the values decode into the chart's shapes, and
+// git-sync, given the environment the chart renders from them, syncs the
+// relay's URL at a short period with the relay token as password.
+func TestOfficialChartRelayValues(t *testing.T) {
+	const file = "airflow/official-chart-relay-values.yaml"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v officialValues
+	decodeStrict(t, file, b, &v)
+	g := v.Dags.GitSync
+	checkContainerSecurity(t, file, g.SecurityContexts.Container)
+	if g.CredentialsSecret == "" {
+		t.Errorf("%s: the relay asks for its token: set dags.gitSync.credentialsSecret", file)
+	}
+	for _, init := range []bool{true, false} {
+		what := fmt.Sprintf("%s, init=%v", file, init)
+		p := parse(t, what, nil, officialEnv(g, init))
+		if u, err := url.Parse(p.Repo); err != nil || u.Scheme != "http" || u.Host != relayHost {
+			t.Errorf("%s: git-sync syncs %q, want http://%s/...", what, p.Repo, relayHost)
+		}
+		if p.Ref != g.Ref || p.OneTime != init {
+			t.Errorf("%s: parsed %+v", what, p)
+		}
+		if !p.HasPassword {
+			t.Errorf("%s: no password: the chart's credentialsSecret should give git-sync the relay token", what)
+		}
+		if period, err := time.ParseDuration(p.Period); err != nil || period > 10*time.Second {
+			t.Errorf("%s: --period %q; sidecars learn of new commits by polling the relay, keep it short (at most 10s)", what, p.Period)
+		}
+	}
+}
+
+// TestGitDagBundleRelayValues checks Airflow 3's GitDagBundle pointed at
+// the relay: [dag_processor] dag_bundle_config_list is valid JSON naming the
+// bundle class with the keyword arguments it takes, its repo_url is the
+// relay, and its git_conn_id is a connection the values define from a
+// Secret.
+func TestGitDagBundleRelayValues(t *testing.T) {
+	const file = "airflow/airflow3-gitdagbundle-relay-values.yaml"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Dags struct {
+			GitSync struct {
+				Enabled bool `json:"enabled"`
+			} `json:"gitSync"`
+		} `json:"dags"`
+		// The chart's secret: environment variables from Secrets.
+		Secret []struct {
+			EnvName    string `json:"envName"`
+			SecretName string `json:"secretName"`
+			SecretKey  string `json:"secretKey"`
+		} `json:"secret"`
+		// The chart's config: airflow.cfg sections.
+		Config map[string]map[string]string `json:"config"`
+	}
+	decodeStrict(t, file, b, &v)
+	raw, ok := v.Config["dag_processor"]["dag_bundle_config_list"]
+	if !ok {
+		t.Fatalf("%s: no config.dag_processor.dag_bundle_config_list", file)
+	}
+	// The GitDagBundle keyword arguments (apache-airflow-providers-git).
+	type kwargs struct {
+		TrackingRef       string `json:"tracking_ref"`
+		Subdir            string `json:"subdir,omitempty"`
+		GitConnID         string `json:"git_conn_id,omitempty"`
+		RepoURL           string `json:"repo_url,omitempty"`
+		RefreshInterval   int    `json:"refresh_interval,omitempty"`
+		PruneDotgitFolder *bool  `json:"prune_dotgit_folder,omitempty"`
+		Submodules        *bool  `json:"submodules,omitempty"`
+	}
+	var bundles []struct {
+		Name      string `json:"name"`
+		Classpath string `json:"classpath"`
+		Kwargs    kwargs `json:"kwargs"`
+	}
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&bundles); err != nil {
+		t.Fatalf("%s: dag_bundle_config_list: %v", file, err)
+	}
+	if len(bundles) == 0 {
+		t.Fatalf("%s: no bundle", file)
+	}
+	conns := map[string]bool{}
+	for _, s := range v.Secret {
+		if id, ok := strings.CutPrefix(s.EnvName, "AIRFLOW_CONN_"); ok && s.SecretName != "" && s.SecretKey != "" {
+			conns[strings.ToLower(id)] = true
+		}
+	}
+	for _, bd := range bundles {
+		k := bd.Kwargs
+		if bd.Classpath != "airflow.providers.git.bundles.git.GitDagBundle" || bd.Name == "" || k.TrackingRef == "" {
+			t.Errorf("%s: bundle %+v: want a named GitDagBundle with a tracking_ref", file, bd)
+		}
+		if u, err := url.Parse(k.RepoURL); err != nil || u.Scheme != "http" || u.Host != relayHost || u.User != nil {
+			t.Errorf("%s: bundle %s: repo_url %q, want http://%s/... without credentials", file, bd.Name, k.RepoURL, relayHost)
+		}
+		if !conns[k.GitConnID] {
+			t.Errorf("%s: bundle %s: git_conn_id %q is not a connection set from a Secret (secret: envName AIRFLOW_CONN_...)", file, bd.Name, k.GitConnID)
+		}
+	}
+	if v.Dags.GitSync.Enabled {
+		t.Errorf("%s: the bundle fetches by itself; dags.gitSync should be off", file)
 	}
 }
