@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,12 +72,16 @@ type relayOptions struct {
 	loadDuration  time.Duration
 	loadClones    int
 	loadSparse    bool
+	loadGC        string // the relay's --git-gc in the load run
 
-	fanoutList string
+	parts map[string]bool // which parts run: poll (with clones), fanout, load
+
+	fanoutList, partList string
 }
 
 // addRelayFlags registers the relay scenario's flags on fs.
 func addRelayFlags(fs *flag.FlagSet, o *relayOptions) {
+	fs.StringVar(&o.partList, "relay-parts", "poll,fanout,load", "relay scenario: parts to run: poll (idle polls and clones), fanout (upstream requests per change), load")
 	fs.IntVar(&o.followers, "relay-followers", 3, "relay scenario: followers polling the relay during the idle-poll windows")
 	fs.DurationVar(&o.period, "relay-period", 100*time.Millisecond, "relay scenario: followers' --period during the idle-poll windows")
 	fs.StringVar(&o.fanoutList, "relay-fanout", "1,10,50", "relay scenario: follower counts for upstream requests per change")
@@ -87,13 +92,22 @@ func addRelayFlags(fs *flag.FlagSet, o *relayOptions) {
 	fs.DurationVar(&o.loadInterval, "relay-load-interval", 2*time.Second, "relay scenario: time between upstream commits in the load run")
 	fs.DurationVar(&o.loadDuration, "relay-load-duration", 0, "relay scenario: length of the load run (default 60s, quick 20s)")
 	fs.IntVar(&o.loadClones, "relay-load-clones", 20, "relay scenario: concurrent clones of the medium repository during the load run")
+	fs.StringVar(&o.loadGC, "relay-load-gc", "always", "relay scenario: the relay's --git-gc in the load run")
 	fs.BoolVar(&o.loadSparse, "relay-load-sparse", true, "relay scenario: load-run followers check out one top-level directory (--sparse-checkout-file); 2 cores cannot check out 20,000 files ten times every 2 s")
 }
 
 // finish checks the relay flags and fills in the defaults that depend on
 // -quick.
 func (o *relayOptions) finish(quick bool) error {
-	o.fanout = nil
+	o.fanout, o.parts = nil, map[string]bool{}
+	for _, p := range splitList(o.partList) {
+		switch p {
+		case "poll", "fanout", "load":
+			o.parts[p] = true
+		default:
+			return fmt.Errorf("unknown -relay-parts entry %q (want poll, fanout or load)", p)
+		}
+	}
 	for _, s := range splitList(o.fanoutList) {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -103,6 +117,11 @@ func (o *relayOptions) finish(quick bool) error {
 	}
 	if o.followers < 1 || o.loadFollowers < 1 || o.loadClones < 0 {
 		return fmt.Errorf("-relay-followers and -relay-load-followers must be at least 1, -relay-load-clones at least 0")
+	}
+	switch o.loadGC {
+	case "off", "auto", "always", "aggressive":
+	default:
+		return fmt.Errorf("bad -relay-load-gc %q (want off, auto, always or aggressive)", o.loadGC)
 	}
 	if o.changes == 0 {
 		o.changes = 7
@@ -121,14 +140,21 @@ func (o *relayOptions) finish(quick bool) error {
 
 // scenarioRelay runs the four parts of the relay scenario.
 func (b *bench) scenarioRelay(ctx context.Context) error {
-	if err := b.relayPollAndClone(ctx); err != nil {
-		return fmt.Errorf("idle polls and clones: %w", err)
+	parts := b.opt.relay.parts
+	if parts["poll"] {
+		if err := b.relayPollAndClone(ctx); err != nil {
+			return fmt.Errorf("idle polls and clones: %w", err)
+		}
 	}
-	if err := b.relayFanout(ctx); err != nil {
-		return fmt.Errorf("upstream requests per change: %w", err)
+	if parts["fanout"] {
+		if err := b.relayFanout(ctx); err != nil {
+			return fmt.Errorf("upstream requests per change: %w", err)
+		}
 	}
-	if err := b.relayLoad(ctx); err != nil {
-		return fmt.Errorf("load run: %w", err)
+	if parts["load"] {
+		if err := b.relayLoad(ctx); err != nil {
+			return fmt.Errorf("load run: %w", err)
+		}
 	}
 	return nil
 }
@@ -488,8 +514,8 @@ func (b *bench) relayPollAndClone(ctx context.Context) error {
 
 // relayFanout: upstream requests per upstream change with 1, 10 and 50
 // followers. The relay runs with --period=1h and --sync-on-signal, and is
-// signalled once per change, so that every upstream request in the window
-// belongs to that change (a polling relay adds its own idle polls, one
+// signalled once per change, so that every upstream request from the
+// signal until the last follower has published belongs to that change (a polling relay adds its own idle polls, one
 // ls-remote per period whatever the number of followers).
 func (b *bench) relayFanout(ctx context.Context) error {
 	const size = "small"
@@ -536,9 +562,8 @@ func (b *bench) relayFanout(ctx context.Context) error {
 					}
 					last = maxTime(last, at)
 				}
-				if _, err := relay.Meter.waitQuiet(ctx, 200*time.Millisecond, time.Minute); err != nil {
-					return err
-				}
+				// The relay's fetch came before its publish: every
+				// upstream request of this change has been counted.
 				if k > 0 {
 					reqs = append(reqs, float64(b.server.Counts().sub(s0).Requests))
 					delays = append(delays, last.Sub(pub).Seconds())
@@ -560,7 +585,7 @@ func (b *bench) relayFanout(ctx context.Context) error {
 			label += "s"
 		}
 		b.addAbs("relay", size, "relay", "upstream requests per change, "+label, "", reqs, 0,
-			fmt.Sprintf("requests at the upstream server from the relay's signal until the relay is quiet again, every follower having published the change; per change: %s. While the %s cloned from the relay: %d upstream requests. Relay publish to the last follower's (followers at --period=%v): median %.2f s, max %.2f s; follower sync errors: %.0f",
+			fmt.Sprintf("requests at the upstream server from the relay's signal until every follower has published the change; per change: %s. While the %s cloned from the relay: %d upstream requests. Relay publish to the last follower's (followers at --period=%v): median %.2f s, max %.2f s; follower sync errors: %.0f",
 				formatSamples(reqs, ""), label, startReqs, o.fanoutPeriod, median(delays), maxOf(delays), fm[mError]))
 		medians = append(medians, median(reqs))
 		parts = append(parts, fmt.Sprintf("%d: %s", n, formatValue(median(reqs), "")))
@@ -572,6 +597,17 @@ func (b *bench) relayFanout(ctx context.Context) error {
 	b.addCheck("relay", size, "relay", "upstream requests per change across follower counts", "", medians,
 		"independent of the count", same, "median per change for each follower count: "+strings.Join(parts, ", "))
 	return nil
+}
+
+// sumCPU adds up the meters of ds.
+func sumCPU(ds []*daemon) cpuSample {
+	var s cpuSample
+	for _, d := range ds {
+		c := d.Meter.sample()
+		s.Total += c.Total
+		s.Self += c.Self
+	}
+	return s
 }
 
 func maxTime(a, t time.Time) time.Time {
@@ -633,6 +669,50 @@ func (p *publishLog) close() {
 	<-p.done
 }
 
+// treeRSS tracks the peak of the summed VmRSS of every process in a
+// meter's tree.
+type treeRSS struct {
+	stop, done chan struct{}
+	peak       int64 // KiB
+}
+
+func watchTreeRSS(m *meter) *treeRSS {
+	t := &treeRSS{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-t.stop:
+				return
+			case <-tick.C:
+			}
+			pids := []int{m.pid}
+			if m.cg != nil {
+				pids = m.cg.pids()
+			}
+			var sum int64
+			for _, p := range pids {
+				sum += readProcMem(p).RSS
+			}
+			t.peak = max(t.peak, sum)
+		}
+	}()
+	return t
+}
+
+// close stops sampling (once) and returns the peak in KiB.
+func (t *treeRSS) close() int64 {
+	select {
+	case <-t.stop:
+	default:
+		close(t.stop)
+	}
+	<-t.done
+	return t.peak
+}
+
 // cloneResult is one clone of the load run.
 type cloneResult struct {
 	start, end time.Time
@@ -650,9 +730,9 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.logf("relay: load run, %s repo, relay --git-gc=always --period=%v, %d followers at --period=%v (sparse: %v), a commit every %v for %v, %d concurrent clones",
-		size, o.loadPeriod, o.loadFollowers, o.loadPeriod, o.loadSparse, o.loadInterval, o.loadDuration, o.loadClones)
-	relay, relayURL, err := b.startRelay(ctx, b.repoURL(u, "http"), o.loadPeriod, "always")
+	b.logf("relay: load run, %s repo, relay --git-gc=%s --period=%v, %d followers at --period=%v (sparse: %v), a commit every %v for %v, %d concurrent clones",
+		size, o.loadGC, o.loadPeriod, o.loadFollowers, o.loadPeriod, o.loadSparse, o.loadInterval, o.loadDuration, o.loadClones)
+	relay, relayURL, err := b.startRelay(ctx, b.repoURL(u, "http"), o.loadPeriod, o.loadGC)
 	if err != nil {
 		return err
 	}
@@ -696,9 +776,11 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c0 := relay.Meter.sample()
+	c0, fc0 := relay.Meter.sample(), sumCPU(followers)
 	log := watchPublishes(roots)
 	defer log.close()
+	treeRSS := watchTreeRSS(relay.Meter)
+	defer treeRSS.close()
 
 	// The clones start a third of the way into the run, all at once.
 	var wg sync.WaitGroup
@@ -720,6 +802,7 @@ func (b *bench) relayLoad(ctx context.Context) error {
 		}(i)
 	}
 	var hashes []string
+	var commitTimes []time.Time
 	start := time.Now()
 	for k := 0; ; k++ {
 		at := start.Add(time.Duration(k) * o.loadInterval)
@@ -738,6 +821,7 @@ func (b *bench) relayLoad(ctx context.Context) error {
 			return err
 		}
 		hashes = append(hashes, h)
+		commitTimes = append(commitTimes, time.Now())
 	}
 	final := hashes[len(hashes)-1]
 	for _, r := range roots {
@@ -747,10 +831,7 @@ func (b *bench) relayLoad(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
-	if _, err := relay.Meter.waitQuiet(ctx, 200*time.Millisecond, time.Minute); err != nil {
-		return err
-	}
-	c1 := relay.Meter.sample()
+	c1, fc1 := relay.Meter.sample(), sumCPU(followers)
 	r1, err := relay.metrics(ctx)
 	if err != nil {
 		return err
@@ -762,7 +843,7 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	hwm := readProcMem(relay.PID)
 
 	// Per commit the relay published: each follower's delay after it.
-	var delays, duringClones []float64
+	var delays, duringClones, beforeClones, relayLag []float64
 	relayMissed, missed := 0, 0
 	var cloneStart, cloneEnd time.Time
 	for _, r := range results {
@@ -771,12 +852,15 @@ func (b *bench) relayLoad(ctx context.Context) error {
 		}
 		cloneEnd = maxTime(cloneEnd, r.end)
 	}
-	for _, h := range hashes {
+	for k, h := range hashes {
 		pub, ok := log.at(0, h)
 		if !ok {
 			relayMissed++
+			b.logf("  commit %d %s: never published by the relay", k, h[:12])
 			continue
 		}
+		relayLag = append(relayLag, pub.Sub(commitTimes[k]).Seconds())
+		var these []float64
 		for i := range followers {
 			at, ok := log.at(i+1, h)
 			if !ok {
@@ -785,10 +869,16 @@ func (b *bench) relayLoad(ctx context.Context) error {
 			}
 			d := at.Sub(pub).Seconds()
 			delays = append(delays, d)
-			if !pub.Before(cloneStart) && pub.Before(cloneEnd) {
+			these = append(these, d)
+			switch {
+			case pub.Before(cloneStart):
+				beforeClones = append(beforeClones, d)
+			case pub.Before(cloneEnd):
 				duringClones = append(duringClones, d)
 			}
 		}
+		b.logf("  commit %d %s: relay published %s after the commit; followers %s after the relay", k, h[:12],
+			formatValue(pub.Sub(commitTimes[k]).Seconds(), "s"), formatSamples(these, "s"))
 	}
 	var failures []string
 	var cloneWall []float64
@@ -801,15 +891,23 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	}
 	sort.Float64s(cloneWall)
 	const tr = "relay"
-	runNote := fmt.Sprintf("%d commits, one every %v; relay --git-gc=always --period=%v, %d followers at --period=%v", len(hashes), o.loadInterval, o.loadPeriod, o.loadFollowers, o.loadPeriod)
+	scenario := "relay load"
+	if o.loadGC != "always" {
+		scenario += ", --git-gc=" + o.loadGC
+	}
+	runNote := fmt.Sprintf("%d commits, one every %v; relay --git-gc=%s --period=%v, %d followers at --period=%v", len(hashes), o.loadInterval, o.loadGC, o.loadPeriod, o.loadFollowers, o.loadPeriod)
 	if o.loadSparse {
 		runNote += " checking out one top-level directory of 40 (--sparse-checkout-file)"
 	}
-	b.addAbs("relay load", size, tr, "relay publish to follower publish, median", "s", delays, 0,
+	b.addAbs(scenario, size, tr, "relay publish to follower publish, median", "s", delays, 0,
 		fmt.Sprintf("%s; %d (commit, follower) pairs; the relay published %d of %d commits (a commit replaced upstream before the relay polled is never published)", runNote, len(delays), len(hashes)-relayMissed, len(hashes)))
-	b.addAbs("relay load", size, tr, "relay publish to follower publish, max", "s", []float64{maxOf(delays)}, targetRelayFollowerDelay,
-		fmt.Sprintf("during the clones (%d pairs): median %s, max %s", len(duringClones), formatValue(median(duringClones), "s"), formatValue(maxOf(duringClones), "s")))
-	b.addCheck("relay load", size, tr, "commits the relay published that a follower never did", "", []float64{float64(missed)}, "= 0", missed == 0, "")
+	b.addAbs(scenario, size, tr, "relay publish to follower publish, max", "s", []float64{maxOf(delays)}, targetRelayFollowerDelay,
+		fmt.Sprintf("commits the relay published before the clones started (%d pairs): median %s, max %s; while they ran (%d pairs): median %s, max %s",
+			len(beforeClones), formatValue(median(beforeClones), "s"), formatValue(maxOf(beforeClones), "s"),
+			len(duringClones), formatValue(median(duringClones), "s"), formatValue(maxOf(duringClones), "s")))
+	b.addAbs(scenario, size, tr, "upstream commit to relay publish, max", "s", []float64{maxOf(relayLag)}, 0,
+		fmt.Sprintf("relay --period=%v; per published commit: %s", o.loadPeriod, formatSamples(relayLag, "s")))
+	b.addCheck(scenario, size, tr, "commits the relay published that a follower never did", "", []float64{float64(missed)}, "= 0", missed == 0, "")
 	note := fmt.Sprintf("%d concurrent `git clone --bare` from the relay, started %v into the run", o.loadClones, o.loadDuration/3)
 	if len(cloneWall) > 0 {
 		note += fmt.Sprintf("; wall per clone %s to %s", formatValue(cloneWall[0], "s"), formatValue(cloneWall[len(cloneWall)-1], "s"))
@@ -823,16 +921,22 @@ func (b *bench) relayLoad(ctx context.Context) error {
 		}
 		note += "; " + strings.Join(failures, "; ")
 	}
-	b.addCheck("relay load", size, tr, "failed clones during the updates", "", []float64{float64(o.loadClones - len(cloneWall))}, "= 0", len(cloneWall) == o.loadClones, note)
+	b.addCheck(scenario, size, tr, "failed clones during the updates", "", []float64{float64(o.loadClones - len(cloneWall))}, "= 0", len(cloneWall) == o.loadClones, note)
 	syncErrs := r1[mError] - r0[mError]
 	ferrs := f1[mError] - f0[mError]
-	b.addCheck("relay load", size, tr, "sync errors (relay + followers)", "", []float64{syncErrs + ferrs}, "= 0", syncErrs+ferrs == 0,
+	b.addCheck(scenario, size, tr, "sync errors (relay + followers)", "", []float64{syncErrs + ferrs}, "= 0", syncErrs+ferrs == 0,
 		fmt.Sprintf("relay %.0f, followers %.0f; relay requests: %.0f ok, %.0f busy (503), %.0f error", syncErrs, ferrs,
 			r1[mServeOK]-r0[mServeOK], r1[mServeBusy]-r0[mServeBusy], r1[mServeError]-r0[mServeError]))
 	secs := time.Since(start).Seconds()
-	b.addAbs("relay load", size, tr, "relay CPU over the run", "ms", []float64{ms(c1.sub(c0).Total)}, 0,
+	b.addAbs(scenario, size, tr, "relay CPU over the run", "ms", []float64{ms(c1.sub(c0).Total)}, 0,
 		fmt.Sprintf("%.1f s of run; %.0f%% of one core; git-sync itself %.0f ms", secs, 100*ms(c1.sub(c0).Total)/1000/secs, ms(c1.sub(c0).Self)))
-	b.addAbs("relay load", size, tr, "relay peak RSS", "MiB", []float64{float64(hwm.HWM) / 1024}, 0, "git-sync process only (VmHWM): "+hwm.String())
+	b.addAbs(scenario, size, tr, "followers' CPU over the run", "ms", []float64{ms(fc1.sub(fc0).Total)}, 0,
+		fmt.Sprintf("all %d followers together: %.0f%% of one core (the machine has %d)", o.loadFollowers, 100*ms(fc1.sub(fc0).Total)/1000/secs, runtime.NumCPU()))
+	b.addAbs(scenario, size, tr, "relay peak RSS", "MiB", []float64{float64(hwm.HWM) / 1024}, 0, "git-sync process only (VmHWM): "+hwm.String())
+	if peak := treeRSS.close(); peak > 0 {
+		b.addAbs(scenario, size, tr, "relay process tree peak RSS", "MiB", []float64{float64(peak) / 1024}, 0,
+			"the largest sum of VmRSS over git-sync and every git it ran at one instant (sampled every 100 ms; shared pages counted once per process, so an upper bound): what a memory limit must allow during the concurrent clones")
+	}
 	if math.IsNaN(median(delays)) {
 		return fmt.Errorf("no follower published any commit")
 	}
