@@ -4,8 +4,9 @@
 // one, cached between runs), serves them over file:// and smart HTTP, and
 // runs git-sync and bench/floor.sh (the same jobs done by hand with plain
 // git) alternately in each scenario: first sync, idle poll, update, commit
-// storm, disk growth and memory. It prints every figure, the floor's figure
-// and their ratio against the project's targets.
+// storm, disk growth, memory, webhook, ssh and a relay with followers
+// (relay.go). It prints every figure, the floor's figure and their ratio
+// against the project's targets.
 //
 //	go run ./bench -quick   # a few minutes
 //	go run ./bench          # the full run recorded in docs/PERFORMANCE.md
