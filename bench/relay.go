@@ -61,18 +61,19 @@ const (
 
 // relayOptions are the relay scenario's settings.
 type relayOptions struct {
-	followers     int           // followers polling during the idle windows
-	period        time.Duration // their --period
-	fanout        []int         // follower counts for upstream requests per change
-	fanoutPeriod  time.Duration // followers' --period in that part
-	changes       int           // upstream changes measured per follower count
-	loadFollowers int
-	loadPeriod    time.Duration // followers' --period in the load run
-	loadInterval  time.Duration // between upstream commits in the load run
-	loadDuration  time.Duration
-	loadClones    int
-	loadSparse    bool
-	loadGC        string // the relay's --git-gc in the load run
+	followers       int           // followers polling during the idle windows
+	period          time.Duration // their --period
+	fanout          []int         // follower counts for upstream requests per change
+	fanoutPeriod    time.Duration // followers' --period in that part
+	changes         int           // upstream changes measured per follower count
+	loadFollowers   int
+	loadPeriod      time.Duration // followers' --period in the load run
+	loadInterval    time.Duration // between upstream commits in the load run
+	loadDuration    time.Duration
+	loadClones      int
+	loadSparse      bool
+	loadGC          string // the relay's --git-gc in the load run
+	loadRelaySparse bool   // the relay itself checks out one directory
 
 	parts map[string]bool // which parts run: poll (with clones), fanout, load
 
@@ -93,6 +94,7 @@ func addRelayFlags(fs *flag.FlagSet, o *relayOptions) {
 	fs.DurationVar(&o.loadDuration, "relay-load-duration", 0, "relay scenario: length of the load run (default 60s, quick 20s)")
 	fs.IntVar(&o.loadClones, "relay-load-clones", 20, "relay scenario: concurrent clones of the medium repository during the load run")
 	fs.StringVar(&o.loadGC, "relay-load-gc", "always", "relay scenario: the relay's --git-gc in the load run")
+	fs.BoolVar(&o.loadRelaySparse, "relay-load-relay-sparse", false, "relay scenario: the load run's relay checks out one top-level directory too (nothing reads a relay's files; what it serves is the repository)")
 	fs.BoolVar(&o.loadSparse, "relay-load-sparse", true, "relay scenario: load-run followers check out one top-level directory (--sparse-checkout-file); 2 cores cannot check out 20,000 files ten times every 2 s")
 }
 
@@ -732,19 +734,22 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	}
 	b.logf("relay: load run, %s repo, relay --git-gc=%s --period=%v, %d followers at --period=%v (sparse: %v), a commit every %v for %v, %d concurrent clones",
 		size, o.loadGC, o.loadPeriod, o.loadFollowers, o.loadPeriod, o.loadSparse, o.loadInterval, o.loadDuration, o.loadClones)
-	relay, relayURL, err := b.startRelay(ctx, b.repoURL(u, "http"), o.loadPeriod, o.loadGC)
+	sparse := filepath.Join(b.work, "relay-sparse")
+	if err := os.WriteFile(sparse, []byte("/pkg00/\n"), 0o644); err != nil {
+		return err
+	}
+	var relayExtra, extra []string
+	if o.loadRelaySparse {
+		relayExtra = append(relayExtra, "--sparse-checkout-file="+sparse)
+	}
+	if o.loadSparse {
+		extra = append(extra, "--sparse-checkout-file="+sparse)
+	}
+	relay, relayURL, err := b.startRelay(ctx, b.repoURL(u, "http"), o.loadPeriod, o.loadGC, relayExtra...)
 	if err != nil {
 		return err
 	}
 	defer b.stopDaemon(relay)
-	var extra []string
-	if o.loadSparse {
-		sparse := filepath.Join(b.work, "relay-sparse")
-		if err := os.WriteFile(sparse, []byte("/pkg00/\n"), 0o644); err != nil {
-			return err
-		}
-		extra = append(extra, "--sparse-checkout-file="+sparse)
-	}
 	followers, err := b.startFollowers(ctx, o.loadFollowers, relayURL, o.loadPeriod, extra...)
 	if err != nil {
 		return err
@@ -895,9 +900,15 @@ func (b *bench) relayLoad(ctx context.Context) error {
 	if o.loadGC != "always" {
 		scenario += ", --git-gc=" + o.loadGC
 	}
+	if o.loadRelaySparse {
+		scenario += ", sparse relay"
+	}
 	runNote := fmt.Sprintf("%d commits, one every %v; relay --git-gc=%s --period=%v, %d followers at --period=%v", len(hashes), o.loadInterval, o.loadGC, o.loadPeriod, o.loadFollowers, o.loadPeriod)
 	if o.loadSparse {
 		runNote += " checking out one top-level directory of 40 (--sparse-checkout-file)"
+	}
+	if o.loadRelaySparse {
+		runNote += "; the relay checks out the same directory only"
 	}
 	b.addAbs(scenario, size, tr, "relay publish to follower publish, median", "s", delays, 0,
 		fmt.Sprintf("%s; %d (commit, follower) pairs; the relay published %d of %d commits (a commit replaced upstream before the relay polled is never published)", runNote, len(delays), len(hashes)-relayMissed, len(hashes)))
