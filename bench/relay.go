@@ -619,42 +619,55 @@ func maxTime(a, t time.Time) time.Time {
 	return a
 }
 
-// publishLog records when each of a set of roots first published each
-// hash, by reading their links every 2 ms.
-type publishLog struct {
-	roots []string
-	mu    sync.Mutex
-	seen  []map[string]time.Time // per root: hash -> first seen
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-func watchPublishes(roots []string) *publishLog {
-	p := &publishLog{roots: roots, stop: make(chan struct{}), done: make(chan struct{})}
-	for range roots {
-		p.seen = append(p.seen, map[string]time.Time{})
-	}
+// sampleEvery calls f every d, on a goroutine of its own, until the
+// returned stop is called; stop waits for the call in progress and may be
+// called more than once.
+func sampleEvery(d time.Duration, f func(now time.Time)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(p.done)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
+		defer close(done)
+		tick := time.NewTicker(d)
+		defer tick.Stop()
 		for {
 			select {
-			case <-p.stop:
+			case <-quit:
 				return
-			case now := <-t.C:
-				p.mu.Lock()
-				for i, r := range p.roots {
-					if h := readLinkHash(r); h != "" {
-						if _, ok := p.seen[i][h]; !ok {
-							p.seen[i][h] = now
-						}
-					}
-				}
-				p.mu.Unlock()
+			case now := <-tick.C:
+				f(now)
 			}
 		}
 	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}
+
+// publishLog records when each of a set of roots first published each
+// hash, by reading their links every 2 ms.
+type publishLog struct {
+	mu    sync.Mutex
+	seen  []map[string]time.Time // per root: hash -> first seen
+	close func()
+}
+
+func watchPublishes(roots []string) *publishLog {
+	p := &publishLog{}
+	for range roots {
+		p.seen = append(p.seen, map[string]time.Time{})
+	}
+	p.close = sampleEvery(2*time.Millisecond, func(now time.Time) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for i, r := range roots {
+			if h := readLinkHash(r); h != "" {
+				if _, ok := p.seen[i][h]; !ok {
+					p.seen[i][h] = now
+				}
+			}
+		}
+	})
 	return p
 }
 
@@ -666,52 +679,32 @@ func (p *publishLog) at(i int, hash string) (time.Time, bool) {
 	return t, ok
 }
 
-func (p *publishLog) close() {
-	close(p.stop)
-	<-p.done
-}
-
 // treeRSS tracks the peak of the summed VmRSS of every process in a
 // meter's tree.
 type treeRSS struct {
-	stop, done chan struct{}
-	peak       int64 // KiB
+	peak int64 // KiB
+	stop func()
 }
 
 func watchTreeRSS(m *meter) *treeRSS {
-	t := &treeRSS{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-t.stop:
-				return
-			case <-tick.C:
-			}
-			pids := []int{m.pid}
-			if m.cg != nil {
-				pids = m.cg.pids()
-			}
-			var sum int64
-			for _, p := range pids {
-				sum += readProcMem(p).RSS
-			}
-			t.peak = max(t.peak, sum)
+	t := &treeRSS{}
+	t.stop = sampleEvery(100*time.Millisecond, func(time.Time) {
+		pids := []int{m.pid}
+		if m.cg != nil {
+			pids = m.cg.pids()
 		}
-	}()
+		var sum int64
+		for _, p := range pids {
+			sum += readProcMem(p).RSS
+		}
+		t.peak = max(t.peak, sum)
+	})
 	return t
 }
 
-// close stops sampling (once) and returns the peak in KiB.
+// close stops sampling and returns the peak in KiB.
 func (t *treeRSS) close() int64 {
-	select {
-	case <-t.stop:
-	default:
-		close(t.stop)
-	}
-	<-t.done
+	t.stop()
 	return t.peak
 }
 

@@ -250,10 +250,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	out := &responseWriter{w: w, rc: http.NewResponseController(w), metrics: h.opts.Metrics}
 	env := []string{"GIT_NAMESPACE=" + h.opts.Namespace}
-	if p := protocol(r.Header.Get("Git-Protocol")); p != "" {
-		env = append(env, "GIT_PROTOCOL="+p)
+	proto := protocol(r.Header.Get("Git-Protocol"))
+	if proto != "" {
+		env = append(env, "GIT_PROTOCOL="+proto)
 	}
-	v2 := strings.Contains(r.Header.Get("Git-Protocol"), "version=2")
+	// What upload-pack will speak: v2 only if it is told so.
+	v2 := strings.Contains(proto, "version=2")
 	var err error
 	if what == "advertise" {
 		err = h.advertise(ctx, out, env, v2)

@@ -18,9 +18,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,28 +98,23 @@ type upstreamRequest struct {
 }
 
 // countingProxy is an HTTP server in front of an upstream git server that
-// records every request before passing it on.
+// records every request before passing it on (a gateProxy that lets
+// everything through).
 type countingProxy struct {
-	srv *httptest.Server
+	*gateProxy
 	mu  sync.Mutex
 	req []upstreamRequest
 }
 
 func newCountingProxy(t testing.TB, target string) *countingProxy {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
 	p := &countingProxy{}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.gateProxy = newGateProxy(t, target, func(r *http.Request) bool {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		p.req = append(p.req, upstreamRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.UserAgent()})
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.srv.Close)
+		return true
+	})
 	return p
 }
 
